@@ -1,0 +1,24 @@
+//! The binary starts, reports SERVING, offers reflection, and exits cleanly
+//! on SIGTERM.
+
+use std::time::Duration;
+
+use todo_core::testing::ServiceProcess;
+
+#[tokio::test]
+async fn serves_health_and_reflection_and_stops_on_sigterm() {
+    let env = [("DAPR_GRPC_PORT", "1")];
+    let process = ServiceProcess::start(
+        "recurring-service",
+        env!("CARGO_BIN_EXE_recurring-service"),
+        "APP_PORT",
+        &env,
+    )
+    .await;
+
+    let services = process.reflected_services().await;
+    assert!(services.contains(&"grpc.health.v1.Health".to_owned()), "{services:?}");
+
+    let exit_code = process.terminate(Duration::from_secs(10)).await;
+    assert_eq!(exit_code, Some(0), "graceful shutdown exits with 0");
+}

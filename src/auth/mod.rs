@@ -1,0 +1,14 @@
+//! Who is calling: JWT verification and the tonic interceptor that turns a
+//! bearer token into the caller's [`UserId`].
+//!
+//! - [`jwt`]: the verifier: HS256 with a shared secret, and EdDSA / RS256 /
+//!   ES256 public keys from a JWKS, each key pinned to one algorithm.
+//! - [`interceptor`]: reads `authorization: Bearer <JWT>`, answers
+//!   UNAUTHENTICATED when it is missing or invalid, and stores the user id in
+//!   the request's extensions for the handlers.
+
+pub mod interceptor;
+pub mod jwt;
+
+pub use interceptor::{AuthInterceptor, UserId};
+pub use jwt::{AuthError, JwtVerifier};

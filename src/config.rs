@@ -1,0 +1,316 @@
+//! Typed configuration from the environment, read and validated once at
+//! start-up. A missing or malformed variable stops the service with a message
+//! that names the variable and says what was expected.
+//!
+//! Each service composes the sections it needs ([`ServerConfig`],
+//! [`DaprConfig`], [`DatabaseConfig`], [`AuthConfig`], [`TelemetryConfig`]);
+//! the variable names are those Dapr and OpenTelemetry already use where one
+//! exists (`APP_PORT`, `DAPR_GRPC_PORT`, `DAPR_API_TOKEN`, `APP_API_TOKEN`,
+//! `OTEL_EXPORTER_OTLP_ENDPOINT`).
+
+use std::{
+    fmt::Display,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    str::FromStr,
+    time::Duration,
+};
+
+use secrecy::SecretString;
+
+/// A configuration variable that is missing or cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {name} is required: {hint}")]
+    Missing { name: &'static str, hint: &'static str },
+    #[error("environment variable {name}={value:?} is invalid: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// Where variables come from: the process environment, or a map in tests.
+pub trait Source {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Source for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|value| !value.is_empty())
+    }
+}
+
+impl<const N: usize> Source for [(&str, &str); N] {
+    fn get(&self, name: &str) -> Option<String> {
+        self.iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| (*value).to_owned())
+            .filter(|value| !value.is_empty())
+    }
+}
+
+/// Reads `name`, parsing it with `FromStr`; `None` when unset or empty.
+pub fn optional<T>(env: &dyn Source, name: &'static str) -> Result<Option<T>, ConfigError>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    env.get(name)
+        .map(|value| {
+            value.trim().parse().map_err(|err: T::Err| ConfigError::Invalid {
+                name,
+                value: value.clone(),
+                reason: err.to_string(),
+            })
+        })
+        .transpose()
+}
+
+/// Reads `name`, falling back to `default` when unset.
+pub fn with_default<T>(env: &dyn Source, name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    Ok(optional(env, name)?.unwrap_or(default))
+}
+
+/// Reads `name`, which must be set; `hint` tells the user what to put there.
+pub fn required<T>(env: &dyn Source, name: &'static str, hint: &'static str) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    optional(env, name)?.ok_or(ConfigError::Missing { name, hint })
+}
+
+/// Reads a secret; its value never appears in `Debug` output or logs.
+pub fn secret(env: &dyn Source, name: &'static str) -> Option<SecretString> {
+    env.get(name).map(SecretString::from)
+}
+
+/// Reads a duration given in milliseconds.
+pub fn millis(env: &dyn Source, name: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+    Ok(optional::<u64>(env, name)?.map_or(default, Duration::from_millis))
+}
+
+/// The gRPC server a service exposes (its Dapr "app port").
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `APP_HOST` (default 0.0.0.0) and `APP_PORT`.
+    pub listen: SocketAddr,
+}
+
+impl ServerConfig {
+    pub fn from_env(env: &dyn Source, default_port: u16) -> Result<Self, ConfigError> {
+        let host: IpAddr = with_default(env, "APP_HOST", IpAddr::V4(Ipv4Addr::UNSPECIFIED))?;
+        let port: u16 = with_default(env, "APP_PORT", default_port)?;
+        Ok(Self {
+            listen: SocketAddr::new(host, port),
+        })
+    }
+}
+
+/// How a service reaches its Dapr sidecar and how the sidecar reaches it.
+#[derive(Debug, Clone)]
+pub struct DaprConfig {
+    /// `DAPR_GRPC_ENDPOINT` (e.g. `http://localhost:50001`), else built from
+    /// `DAPR_HOST` (default 127.0.0.1) and `DAPR_GRPC_PORT` (default 50001).
+    pub grpc_endpoint: String,
+    /// `DAPR_API_TOKEN`: sent as `dapr-api-token` on every call to the sidecar.
+    pub api_token: Option<SecretString>,
+    /// `APP_API_TOKEN`: when set, AppCallback calls without this
+    /// `dapr-api-token` are refused.
+    pub app_api_token: Option<SecretString>,
+    /// `PUBSUB_NAME`: the pub/sub component (default `pubsub`).
+    pub pubsub_name: String,
+}
+
+impl DaprConfig {
+    pub fn from_env(env: &dyn Source) -> Result<Self, ConfigError> {
+        let grpc_endpoint = match env.get("DAPR_GRPC_ENDPOINT") {
+            Some(endpoint) if endpoint.starts_with("http://") || endpoint.starts_with("https://") => endpoint,
+            Some(endpoint) => format!("http://{endpoint}"),
+            None => {
+                let host: String = with_default(env, "DAPR_HOST", "127.0.0.1".to_owned())?;
+                let port: u16 = with_default(env, "DAPR_GRPC_PORT", 50001)?;
+                format!("http://{host}:{port}")
+            }
+        };
+        Ok(Self {
+            grpc_endpoint,
+            api_token: secret(env, "DAPR_API_TOKEN"),
+            app_api_token: secret(env, "APP_API_TOKEN"),
+            pubsub_name: with_default(env, "PUBSUB_NAME", "pubsub".to_owned())?,
+        })
+    }
+}
+
+/// The PostgreSQL connection of a service that owns a schema.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// `DATABASE_URL`; `sslmode=require` works against managed PostgreSQL.
+    pub url: SecretString,
+    /// `DATABASE_MAX_CONNECTIONS` (default 10).
+    pub max_connections: u32,
+    /// `DATABASE_CONNECT_TIMEOUT_MS` (default 5000): how long an RPC waits for
+    /// a connection before failing with UNAVAILABLE.
+    pub acquire_timeout: Duration,
+}
+
+impl DatabaseConfig {
+    pub fn from_env(env: &dyn Source) -> Result<Self, ConfigError> {
+        let url = secret(env, "DATABASE_URL").ok_or(ConfigError::Missing {
+            name: "DATABASE_URL",
+            hint: "a PostgreSQL URL such as postgres://user:password@localhost:5432/todo",
+        })?;
+        let max_connections = with_default(env, "DATABASE_MAX_CONNECTIONS", 10u32)?;
+        if max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                name: "DATABASE_MAX_CONNECTIONS",
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(Self {
+            url,
+            max_connections,
+            acquire_timeout: millis(env, "DATABASE_CONNECT_TIMEOUT_MS", Duration::from_secs(5))?,
+        })
+    }
+}
+
+/// Who may call the public APIs (see [`crate::auth`]).
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// `JWT_SECRET`: shared secret for HS256 tokens (development).
+    pub jwt_secret: Option<SecretString>,
+    /// `JWKS_FILE`: path of a JSON Web Key Set with asymmetric public keys.
+    pub jwks_file: Option<PathBuf>,
+    /// `JWT_ISSUER`: required `iss` when set.
+    pub issuer: Option<String>,
+    /// `JWT_AUDIENCE`: required `aud` when set.
+    pub audience: Option<String>,
+    /// `JWT_LEEWAY_SECS` (default 0): clock skew tolerated on `exp` and `nbf`.
+    pub leeway_secs: u64,
+}
+
+impl AuthConfig {
+    pub fn from_env(env: &dyn Source) -> Result<Self, ConfigError> {
+        let config = Self {
+            jwt_secret: secret(env, "JWT_SECRET"),
+            jwks_file: optional(env, "JWKS_FILE")?,
+            issuer: optional(env, "JWT_ISSUER")?,
+            audience: optional(env, "JWT_AUDIENCE")?,
+            leeway_secs: with_default(env, "JWT_LEEWAY_SECS", 0)?,
+        };
+        if config.jwt_secret.is_none() && config.jwks_file.is_none() {
+            return Err(ConfigError::Missing {
+                name: "JWT_SECRET",
+                hint: "set JWT_SECRET (HS256) or JWKS_FILE (EdDSA/RS256/ES256 public keys) so callers can be authenticated",
+            });
+        }
+        Ok(config)
+    }
+}
+
+/// Log format of the `tracing` output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (default).
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value.to_ascii_lowercase().as_str() {
+            "pretty" | "text" => Ok(Self::Pretty),
+            "json" => Ok(Self::Json),
+            other => Err(format!("expected `json` or `pretty`, got `{other}`")),
+        }
+    }
+}
+
+/// Logging and trace export.
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    /// Reported as `service.name`; `OTEL_SERVICE_NAME` overrides it.
+    pub service_name: String,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: OTLP/gRPC collector; no export when unset.
+    pub otlp_endpoint: Option<String>,
+    /// `LOG_FORMAT`: `pretty` (default) or `json`.
+    pub log_format: LogFormat,
+}
+
+impl TelemetryConfig {
+    pub fn from_env(env: &dyn Source, service_name: &str) -> Result<Self, ConfigError> {
+        Ok(Self {
+            service_name: with_default(env, "OTEL_SERVICE_NAME", service_name.to_owned())?,
+            otlp_endpoint: optional(env, "OTEL_EXPORTER_OTLP_ENDPOINT")?,
+            log_format: with_default(env, "LOG_FORMAT", LogFormat::Pretty)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_value_names_the_variable() {
+        let err = ServerConfig::from_env(&[("APP_PORT", "eighty")], 1).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("APP_PORT"), "{message}");
+        assert!(message.contains("eighty"), "{message}");
+    }
+
+    #[test]
+    fn defaults_apply_when_unset() {
+        let server = ServerConfig::from_env(&[("APP_HOST", "")], 50051).unwrap();
+        assert_eq!(server.listen, "0.0.0.0:50051".parse().unwrap());
+        let dapr = DaprConfig::from_env(&[("DAPR_GRPC_PORT", "50007")]).unwrap();
+        assert_eq!(dapr.grpc_endpoint, "http://127.0.0.1:50007");
+        assert_eq!(dapr.pubsub_name, "pubsub");
+        assert!(dapr.api_token.is_none());
+    }
+
+    #[test]
+    fn dapr_endpoint_without_scheme_gets_http() {
+        let dapr = DaprConfig::from_env(&[("DAPR_GRPC_ENDPOINT", "sidecar:50001")]).unwrap();
+        assert_eq!(dapr.grpc_endpoint, "http://sidecar:50001");
+    }
+
+    #[test]
+    fn auth_needs_a_key_source() {
+        let err = AuthConfig::from_env(&[("JWT_ISSUER", "me")]).unwrap_err();
+        assert!(err.to_string().contains("JWT_SECRET"));
+        assert!(AuthConfig::from_env(&[("JWT_SECRET", "s3cret")]).is_ok());
+    }
+
+    #[test]
+    fn database_url_is_required_and_hidden_from_debug() {
+        assert!(matches!(
+            DatabaseConfig::from_env(&[("X", "")]),
+            Err(ConfigError::Missing {
+                name: "DATABASE_URL",
+                ..
+            })
+        ));
+        let config = DatabaseConfig::from_env(&[("DATABASE_URL", "postgres://u:hunter2@h/db")]).unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn log_format_parses() {
+        assert_eq!("JSON".parse::<LogFormat>().unwrap(), LogFormat::Json);
+        assert!("xml".parse::<LogFormat>().is_err());
+    }
+}

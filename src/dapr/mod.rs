@@ -1,0 +1,18 @@
+//! Glue to the Dapr sidecar, over gRPC only.
+//!
+//! - [`publisher`]: publishes events through the Dapr API (`PublishEvent`,
+//!   `BulkPublishEvent` with the `Alpha1` fallback older runtimes need).
+//! - [`callback`]: what every AppCallback server shares: the app API token
+//!   check, subscriptions with routes and a dead-letter topic, and the
+//!   mapping from a handler's outcome to SUCCESS / RETRY / DROP.
+//!
+//! The protocol types are the `dapr` crate's generated ones, re-exported as
+//! [`runtime`] and [`common`], never hand-copied.
+
+pub mod callback;
+pub mod publisher;
+
+pub use dapr::dapr::proto::{common::v1 as common, runtime::v1 as runtime};
+
+/// Metadata header carrying the Dapr API token, both directions.
+pub const API_TOKEN_HEADER: &str = "dapr-api-token";

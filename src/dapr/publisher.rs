@@ -1,0 +1,206 @@
+//! Publishing events through the sidecar's Dapr gRPC API.
+
+use std::{
+    collections::HashMap,
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+use secrecy::ExposeSecret;
+use tonic::{
+    Code, Request, Status,
+    metadata::{AsciiMetadataValue, MetadataMap},
+    transport::{Channel, Endpoint},
+};
+
+use super::{
+    API_TOKEN_HEADER,
+    runtime::{BulkPublishRequest, BulkPublishRequestEntry, PublishEventRequest, dapr_client::DaprClient},
+};
+use crate::{config::DaprConfig, events::ContentType};
+
+/// One event to publish.
+#[derive(Debug, Clone)]
+pub struct OutgoingEvent {
+    /// Becomes the CloudEvent `id`; consumers deduplicate on it.
+    pub event_id: String,
+    /// Becomes the CloudEvent `type`; subscriptions route on it.
+    pub event_type: String,
+    /// Kafka partition key: the user id, so each user's events stay in order.
+    pub partition_key: String,
+    pub data: Vec<u8>,
+    pub content_type: ContentType,
+    /// W3C trace context of the change that caused the event, if any.
+    pub traceparent: Option<String>,
+}
+
+impl OutgoingEvent {
+    fn metadata(&self) -> HashMap<String, String> {
+        HashMap::from([
+            ("partitionKey".to_owned(), self.partition_key.clone()),
+            ("cloudevent.id".to_owned(), self.event_id.clone()),
+            ("cloudevent.type".to_owned(), self.event_type.clone()),
+        ])
+    }
+}
+
+/// Why a publish did not happen. Either way the caller still holds the
+/// event and must try again later; nothing is lost by failing here.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("invalid Dapr endpoint {endpoint}: {source}")]
+    InvalidEndpoint {
+        endpoint: String,
+        source: tonic::transport::Error,
+    },
+    #[error("DAPR_API_TOKEN is not a valid header value")]
+    InvalidApiToken,
+    #[error("sidecar refused or failed the publish: {0}")]
+    Sidecar(#[from] Status),
+    #[error("sidecar rejected {failed} of {total} events in the batch; first error: {first_error}")]
+    PartialBatch {
+        failed: usize,
+        total: usize,
+        first_error: String,
+        /// Ids (`event_id`) of the entries that were not accepted.
+        failed_ids: Vec<String>,
+    },
+}
+
+/// A cheap-to-clone handle that publishes to one pub/sub component.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    client: DaprClient<Channel>,
+    pubsub_name: String,
+    api_token: Option<AsciiMetadataValue>,
+    bulk: std::sync::Arc<BulkSupport>,
+}
+
+/// Whether the sidecar has the stable `BulkPublishEvent`; learned on the
+/// first call so older runtimes cost one extra round trip, once.
+#[derive(Debug, Default)]
+struct BulkSupport {
+    alpha1_only: AtomicBool,
+}
+
+impl Publisher {
+    /// Creates a publisher that connects on first use, so a service starts
+    /// even while its sidecar is still coming up.
+    pub fn connect_lazy(config: &DaprConfig) -> Result<Self, PublishError> {
+        let endpoint =
+            Endpoint::from_shared(config.grpc_endpoint.clone()).map_err(|source| PublishError::InvalidEndpoint {
+                endpoint: config.grpc_endpoint.clone(),
+                source,
+            })?;
+        let api_token = config
+            .api_token
+            .as_ref()
+            .map(|token| token.expose_secret().parse().map_err(|_| PublishError::InvalidApiToken))
+            .transpose()?;
+        Ok(Self {
+            client: DaprClient::new(endpoint.connect_lazy()),
+            pubsub_name: config.pubsub_name.clone(),
+            api_token,
+            bulk: Default::default(),
+        })
+    }
+
+    fn request<T>(&self, message: T, traceparent: Option<&str>) -> Request<T> {
+        let mut request = Request::new(message);
+        self.decorate(request.metadata_mut(), traceparent);
+        request
+    }
+
+    fn decorate(&self, metadata: &mut MetadataMap, traceparent: Option<&str>) {
+        if let Some(token) = &self.api_token {
+            metadata.insert(API_TOKEN_HEADER, token.clone());
+        }
+        if let Some(value) = traceparent.and_then(|tp| tp.parse().ok()) {
+            metadata.insert("traceparent", value);
+        }
+    }
+
+    /// Publishes one event; returns once the sidecar (and so the broker)
+    /// accepted it.
+    pub async fn publish(&self, topic: &str, event: &OutgoingEvent) -> Result<(), PublishError> {
+        let message = PublishEventRequest {
+            pubsub_name: self.pubsub_name.clone(),
+            topic: topic.to_owned(),
+            data: event.data.clone(),
+            data_content_type: event.content_type.mime().to_owned(),
+            metadata: event.metadata(),
+        };
+        let request = self.request(message, event.traceparent.as_deref());
+        self.client.clone().publish_event(request).await?;
+        Ok(())
+    }
+
+    /// Publishes a batch to one topic. The batch's trace context is the
+    /// first event's; each entry still carries its own id, type and key.
+    // The Alpha1 name is deprecated but is all that older runtimes have.
+    #[allow(deprecated)]
+    pub async fn publish_bulk(&self, topic: &str, events: &[OutgoingEvent]) -> Result<(), PublishError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let message = BulkPublishRequest {
+            pubsub_name: self.pubsub_name.clone(),
+            topic: topic.to_owned(),
+            entries: events
+                .iter()
+                .map(|event| BulkPublishRequestEntry {
+                    entry_id: event.event_id.clone(),
+                    event: event.data.clone(),
+                    content_type: event.content_type.mime().to_owned(),
+                    metadata: event.metadata(),
+                })
+                .collect(),
+            metadata: HashMap::new(),
+        };
+        let traceparent = events[0].traceparent.as_deref();
+        let mut client = self.client.clone();
+        let response = if self.bulk.alpha1_only.load(Ordering::Relaxed) {
+            client
+                .bulk_publish_event_alpha1(self.request(message, traceparent))
+                .await?
+        } else {
+            match client
+                .bulk_publish_event(self.request(message.clone(), traceparent))
+                .await
+            {
+                Err(status) if status.code() == Code::Unimplemented => {
+                    tracing::info!("sidecar lacks BulkPublishEvent; using BulkPublishEventAlpha1");
+                    self.bulk.alpha1_only.store(true, Ordering::Relaxed);
+                    client
+                        .bulk_publish_event_alpha1(self.request(message, traceparent))
+                        .await?
+                }
+                other => other?,
+            }
+        }
+        .into_inner();
+        match response.failed_entries.first() {
+            None => Ok(()),
+            Some(first) => Err(PublishError::PartialBatch {
+                failed: response.failed_entries.len(),
+                total: events.len(),
+                first_error: first.error.clone(),
+                failed_ids: response
+                    .failed_entries
+                    .iter()
+                    .map(|entry| entry.entry_id.clone())
+                    .collect(),
+            }),
+        }
+    }
+
+    /// The raw Dapr client with this publisher's channel, for other Dapr API
+    /// calls (jobs); pair it with [`Publisher::outgoing_request`].
+    pub fn client(&self) -> DaprClient<Channel> {
+        self.client.clone()
+    }
+
+    /// A request carrying the API token and trace context, for [`Publisher::client`].
+    pub fn outgoing_request<T>(&self, message: T, traceparent: Option<&str>) -> Request<T> {
+        self.request(message, traceparent)
+    }
+}

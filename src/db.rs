@@ -1,0 +1,64 @@
+//! PostgreSQL access shared by the services that own a schema (`tasks`,
+//! `notifications`, `audit`).
+//!
+//! Every service lives in its own schema of one database and keeps its own
+//! sqlx migration history there: the connection's `search_path` is the
+//! service's schema, so `_sqlx_migrations` of one service never sees another's
+//! versions, and no service can read another's tables by accident.
+
+use std::str::FromStr;
+
+use secrecy::ExposeSecret;
+use sqlx::{
+    Connection, Executor, PgPool,
+    migrate::Migrator,
+    postgres::{PgConnectOptions, PgConnection, PgPoolOptions},
+};
+
+use crate::config::DatabaseConfig;
+
+/// Failure to reach or prepare the database.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("DATABASE_URL is not a valid PostgreSQL URL: {0}")]
+    InvalidUrl(sqlx::Error),
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(sqlx::Error),
+    #[error("cannot create schema {schema}: {source}")]
+    CreateSchema { schema: &'static str, source: sqlx::Error },
+    #[error("migrating schema {schema} failed: {source}")]
+    Migrate {
+        schema: &'static str,
+        source: sqlx::migrate::MigrateError,
+    },
+}
+
+/// Connects a pool whose sessions work in `schema`, creating the schema and
+/// applying `migrations` first.
+pub async fn connect_and_migrate(
+    config: &DatabaseConfig,
+    schema: &'static str,
+    migrations: &Migrator,
+) -> Result<PgPool, DbError> {
+    let options = PgConnectOptions::from_str(config.url.expose_secret()).map_err(DbError::InvalidUrl)?;
+
+    // The schema must exist before a session can use it as search_path.
+    let mut setup = PgConnection::connect_with(&options).await.map_err(DbError::Connect)?;
+    setup
+        .execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
+        .await
+        .map_err(|source| DbError::CreateSchema { schema, source })?;
+    setup.close().await.ok();
+
+    let pool = PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(config.acquire_timeout)
+        .connect_with(options.options([("search_path", schema)]))
+        .await
+        .map_err(DbError::Connect)?;
+    migrations
+        .run(&pool)
+        .await
+        .map_err(|source| DbError::Migrate { schema, source })?;
+    Ok(pool)
+}

@@ -1,0 +1,126 @@
+//! What every gRPC server in the workspace shares: `grpc.health.v1`, server
+//! reflection in both versions, binding, and serving until shutdown.
+//!
+//! Reflection is offered as `v1` and `v1alpha` because grpcurl 1.8.6 and
+//! other older tools only speak `v1alpha` and otherwise report that the
+//! server has no reflection.
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::{Routes, RoutesBuilder};
+use tonic_health::server::HealthReporter;
+
+use crate::shutdown::CancellationToken;
+
+/// Failure to set up or run a gRPC server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("invalid descriptor set for reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A server's routes before its own services are added: health and
+/// reflection. The reporter marks services serving and, at shutdown, not
+/// serving.
+pub struct BaseRoutes {
+    pub routes: RoutesBuilder,
+    pub health: HealthReporter,
+}
+
+/// Health plus reflection that lists `served` (the server's own services,
+/// e.g. `todo.v1.TaskService`) and health. Our protos are always in the
+/// descriptor pool; `extra_descriptor_sets` adds others (the Dapr API).
+pub fn base_routes(served: &[&str], extra_descriptor_sets: &[&[u8]]) -> Result<BaseRoutes, ServerError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let configure = || {
+        let mut builder = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name(HEALTH_SERVICE);
+        for set in extra_descriptor_sets {
+            builder = builder.register_encoded_file_descriptor_set(set);
+        }
+        for name in served {
+            builder = builder.with_service_name(*name);
+        }
+        builder
+    };
+    let mut routes = RoutesBuilder::default();
+    routes
+        .add_service(health_service)
+        .add_service(configure().build_v1()?)
+        .add_service(configure().build_v1alpha()?);
+    Ok(BaseRoutes { routes, health })
+}
+
+/// Full name of the standard health service.
+pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+
+/// Binds the listener first so a port conflict fails start-up with a clear
+/// message, and so tests can bind port 0 and read the real port.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })
+}
+
+/// Serves `routes` on `listener` until `shutdown` is cancelled, then stops
+/// accepting, lets in-flight calls finish and returns.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    health: HealthReporter,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    let incoming = TcpListenerStream::new(listener);
+    let stopping = async move {
+        shutdown.cancelled().await;
+        // Load balancers and probes see NOT_SERVING while we drain.
+        health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+    };
+    tonic::transport::Server::builder()
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, stopping)
+        .await?;
+    Ok(())
+}
+
+/// A bound gRPC server, ready to run: what each service's `Application`
+/// wraps, so `main` and tests start it the same way.
+pub struct GrpcApp {
+    listener: TcpListener,
+    routes: Routes,
+    health: HealthReporter,
+}
+
+impl GrpcApp {
+    /// Binds `addr` (port 0 picks a free port) for `routes` built on `base`.
+    pub async fn bind(addr: SocketAddr, base: BaseRoutes) -> Result<Self, ServerError> {
+        Ok(Self {
+            listener: bind(addr).await?,
+            routes: base.routes.routes(),
+            health: base.health,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound TCP listener has an address")
+    }
+
+    /// Marks the server SERVING and serves until `shutdown` is cancelled.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), ServerError> {
+        self.health
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
+        serve(self.listener, self.routes, self.health, shutdown).await
+    }
+}

@@ -1,0 +1,76 @@
+//! The test-database harness and the per-schema migration runner.
+
+use secrecy::SecretString;
+use sqlx::{Connection, PgConnection};
+use todo_core::{config::DatabaseConfig, db, testing::TestDatabase};
+
+static PROBE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("tests/migrations");
+
+fn config(url: &str) -> DatabaseConfig {
+    DatabaseConfig {
+        url: SecretString::from(url.to_owned()),
+        max_connections: 2,
+        acquire_timeout: std::time::Duration::from_secs(5),
+    }
+}
+
+#[tokio::test]
+async fn each_test_database_is_fresh_and_separate() {
+    let first = TestDatabase::create().await;
+    let second = TestDatabase::create().await;
+    assert_ne!(first.name, second.name);
+
+    let mut conn = PgConnection::connect(&first.url).await.unwrap();
+    sqlx::query("CREATE TABLE only_in_first (x int)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let mut other = PgConnection::connect(&second.url).await.unwrap();
+    let found: Option<String> = sqlx::query_scalar("SELECT to_regclass('public.only_in_first')::text")
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    assert_eq!(found, None, "a table of one test database leaked into another");
+}
+
+#[tokio::test]
+async fn services_migrate_their_own_schemas_independently() {
+    let database = TestDatabase::create().await;
+    let tasks = db::connect_and_migrate(&config(&database.url), "tasks", &PROBE_MIGRATIONS)
+        .await
+        .unwrap();
+    // The same version numbers in another schema must not clash with the first.
+    let audit = db::connect_and_migrate(&config(&database.url), "audit", &PROBE_MIGRATIONS)
+        .await
+        .unwrap();
+    // Running again is a no-op.
+    db::connect_and_migrate(&config(&database.url), "audit", &PROBE_MIGRATIONS)
+        .await
+        .unwrap();
+
+    for (pool, schema) in [(&tasks, "tasks"), (&audit, "audit")] {
+        let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(applied, 1);
+        let table: Option<String> = sqlx::query_scalar("SELECT to_regclass('probe')::text")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(table.as_deref(), Some("probe"), "probe table lives in {schema}");
+        let search_path: String = sqlx::query_scalar("SHOW search_path").fetch_one(pool).await.unwrap();
+        assert_eq!(search_path, schema);
+    }
+}
+
+#[tokio::test]
+async fn unreachable_database_fails_with_a_clear_error() {
+    let port = todo_core::testing::free_port();
+    let mut config = config(&format!("postgres://nobody@127.0.0.1:{port}/none"));
+    config.acquire_timeout = std::time::Duration::from_millis(500);
+    let err = db::connect_and_migrate(&config, "tasks", &PROBE_MIGRATIONS)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot connect to PostgreSQL"), "{err}");
+}
