@@ -15,11 +15,12 @@ build:
 fmt:
     cargo fmt --all
 
-# Formatting check and clippy with warnings as errors.
+# Formatting check, clippy with warnings as errors, proto lint, one gRPC stack.
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --all-features -- -D warnings
     scripts/buf-lint.sh
+    scripts/check-single-grpc-stack.sh
 
 # Everything CI checks: formatting, clippy, then every test (unit,
 # integration, service start-up). Tests start their own throw-away
