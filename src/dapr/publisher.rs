@@ -2,7 +2,7 @@
 
 use std::{
     collections::HashMap,
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::{AtomicU8, Ordering},
 };
 
 use secrecy::ExposeSecret;
@@ -75,12 +75,15 @@ pub struct Publisher {
     bulk: std::sync::Arc<BulkSupport>,
 }
 
-/// Whether the sidecar has the stable `BulkPublishEvent`; learned on the
-/// first call so older runtimes cost one extra round trip, once.
+/// Which bulk API the sidecar has, learned on first use so an older runtime
+/// costs one extra round trip, once: stable `BulkPublishEvent`, then
+/// `BulkPublishEventAlpha1`, then none (one `PublishEvent` per event).
 #[derive(Debug, Default)]
-struct BulkSupport {
-    alpha1_only: AtomicBool,
-}
+struct BulkSupport(AtomicU8);
+
+const BULK_STABLE: u8 = 0;
+const BULK_ALPHA1: u8 = 1;
+const BULK_NONE: u8 = 2;
 
 impl Publisher {
     /// Creates a publisher that connects on first use, so a service starts
@@ -158,26 +161,43 @@ impl Publisher {
         };
         let traceparent = events[0].traceparent.as_deref();
         let mut client = self.client.clone();
-        let response = if self.bulk.alpha1_only.load(Ordering::Relaxed) {
-            client
-                .bulk_publish_event_alpha1(self.request(message, traceparent))
-                .await?
-        } else {
-            match client
-                .bulk_publish_event(self.request(message.clone(), traceparent))
-                .await
-            {
-                Err(status) if status.code() == Code::Unimplemented => {
-                    tracing::info!("sidecar lacks BulkPublishEvent; using BulkPublishEventAlpha1");
-                    self.bulk.alpha1_only.store(true, Ordering::Relaxed);
+        let mut level = self.bulk.0.load(Ordering::Relaxed);
+        let response = loop {
+            let attempt = match level {
+                BULK_STABLE => {
                     client
-                        .bulk_publish_event_alpha1(self.request(message, traceparent))
-                        .await?
+                        .bulk_publish_event(self.request(message.clone(), traceparent))
+                        .await
                 }
-                other => other?,
+                BULK_ALPHA1 => {
+                    client
+                        .bulk_publish_event_alpha1(self.request(message.clone(), traceparent))
+                        .await
+                }
+                _ => {
+                    for event in events {
+                        self.publish(topic, event).await?;
+                    }
+                    return Ok(());
+                }
+            };
+            match attempt {
+                Err(status) if status.code() == Code::Unimplemented => {
+                    level += 1;
+                    tracing::info!(
+                        fallback = if level == BULK_ALPHA1 {
+                            "BulkPublishEventAlpha1"
+                        } else {
+                            "PublishEvent"
+                        },
+                        "sidecar lacks the bulk publish API; falling back"
+                    );
+                    self.bulk.0.store(level, Ordering::Relaxed);
+                }
+                other => break other?.into_inner(),
             }
-        }
-        .into_inner();
+        };
+        debug_assert!(level <= BULK_NONE);
         match response.failed_entries.first() {
             None => Ok(()),
             Some(first) => Err(PublishError::PartialBatch {

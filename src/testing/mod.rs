@@ -3,11 +3,15 @@
 //! - [`postgres`]: a database per test: on the server `DATABASE_URL` names,
 //!   or on a throw-away cluster started from the installed PostgreSQL
 //!   binaries.
+//! - [`fake_sidecar`]: a Dapr publish API that records what it receives and
+//!   can play a sidecar that is down.
 //! - [`process`]: start a service binary on free ports, wait until it
 //!   reports SERVING, stop it with SIGTERM.
 
+pub mod fake_sidecar;
 pub mod postgres;
 pub mod process;
 
+pub use fake_sidecar::{BulkApi, FakeSidecar, RecordedEvent};
 pub use postgres::TestDatabase;
 pub use process::{ServiceProcess, free_port};

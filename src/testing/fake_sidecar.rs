@@ -1,0 +1,241 @@
+//! A stand-in for the Dapr sidecar's publish API that records what it was
+//! given, and can be switched off to play a sidecar that is down.
+//!
+//! It serves `dapr.proto.runtime.v1.Dapr` as a raw gRPC router, so it needs
+//! none of the ~90 other methods of the generated trait; every other method
+//! answers UNIMPLEMENTED, as a runtime without that feature would.
+
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use tonic::{Request, Response, Status, body::Body, server::NamedService};
+use tonic_prost::ProstCodec;
+use tower::{Service, service_fn};
+
+use crate::dapr::{
+    API_TOKEN_HEADER,
+    runtime::{BulkPublishRequest, BulkPublishResponse, PublishEventRequest},
+};
+
+/// One event as the sidecar received it.
+#[derive(Debug, Clone)]
+pub struct RecordedEvent {
+    pub topic: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub partition_key: String,
+    pub data: Vec<u8>,
+    pub content_type: String,
+    pub traceparent: Option<String>,
+    pub api_token: Option<String>,
+    /// `PublishEvent`, `BulkPublishEvent` or `BulkPublishEventAlpha1`.
+    pub method: &'static str,
+}
+
+/// Which bulk API the fake runtime offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkApi {
+    /// Stable `BulkPublishEvent` and the `Alpha1` twin (current daprd).
+    Stable,
+    /// Only `BulkPublishEventAlpha1` (older daprd).
+    Alpha1Only,
+    /// No bulk publish at all.
+    None,
+}
+
+struct State {
+    events: Mutex<Vec<RecordedEvent>>,
+    available: AtomicBool,
+    bulk: BulkApi,
+}
+
+/// The running fake; stops when dropped.
+pub struct FakeSidecar {
+    pub addr: SocketAddr,
+    state: Arc<State>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl FakeSidecar {
+    pub async fn start(bulk: BulkApi) -> Self {
+        let state = Arc::new(State {
+            events: Mutex::new(Vec::new()),
+            available: AtomicBool::new(true),
+            bulk,
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake sidecar");
+        let addr = listener.local_addr().expect("local addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let router = Router { state: state.clone() };
+        tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(router)
+                .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Self {
+            addr,
+            state,
+            _stop: stop,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`, for `DAPR_GRPC_ENDPOINT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// While unavailable, every call fails with UNAVAILABLE and nothing is recorded.
+    pub fn set_available(&self, available: bool) {
+        self.state.available.store(available, Ordering::SeqCst);
+    }
+
+    pub fn events(&self) -> Vec<RecordedEvent> {
+        self.state.events.lock().expect("lock").clone()
+    }
+
+    /// Waits until at least `count` events were recorded; panics after `timeout`.
+    pub async fn wait_for(&self, count: usize, timeout: Duration) -> Vec<RecordedEvent> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let events = self.events();
+            if events.len() >= count {
+                return events;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "fake sidecar saw {} events, expected {count} within {timeout:?}",
+                events.len()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Router {
+    state: Arc<State>,
+}
+
+impl NamedService for Router {
+    const NAME: &'static str = "dapr.proto.runtime.v1.Dapr";
+}
+
+fn metadata_value(request_metadata: &tonic::metadata::MetadataMap, key: &str) -> Option<String> {
+    request_metadata
+        .get(key)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
+impl Router {
+    fn check(&self) -> Result<(), Status> {
+        if self.state.available.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(Status::unavailable("fake sidecar is down"))
+        }
+    }
+
+    fn publish(&self, request: Request<PublishEventRequest>) -> Result<Response<()>, Status> {
+        self.check()?;
+        let traceparent = metadata_value(request.metadata(), "traceparent");
+        let api_token = metadata_value(request.metadata(), API_TOKEN_HEADER);
+        let message = request.into_inner();
+        let meta = |key: &str| message.metadata.get(key).cloned().unwrap_or_default();
+        let event = RecordedEvent {
+            topic: message.topic.clone(),
+            event_id: meta("cloudevent.id"),
+            event_type: meta("cloudevent.type"),
+            partition_key: meta("partitionKey"),
+            data: message.data.clone(),
+            content_type: message.data_content_type.clone(),
+            traceparent,
+            api_token,
+            method: "PublishEvent",
+        };
+        self.state.events.lock().expect("lock").push(event);
+        Ok(Response::new(()))
+    }
+
+    fn bulk_publish(
+        &self,
+        request: Request<BulkPublishRequest>,
+        method: &'static str,
+    ) -> Result<Response<BulkPublishResponse>, Status> {
+        self.check()?;
+        let traceparent = metadata_value(request.metadata(), "traceparent");
+        let api_token = metadata_value(request.metadata(), API_TOKEN_HEADER);
+        let message = request.into_inner();
+        let mut events = self.state.events.lock().expect("lock");
+        for entry in message.entries {
+            let meta = |key: &str| entry.metadata.get(key).cloned().unwrap_or_default();
+            events.push(RecordedEvent {
+                topic: message.topic.clone(),
+                event_id: meta("cloudevent.id"),
+                event_type: meta("cloudevent.type"),
+                partition_key: meta("partitionKey"),
+                data: entry.event.clone(),
+                content_type: entry.content_type.clone(),
+                traceparent: traceparent.clone(),
+                api_token: api_token.clone(),
+                method,
+            });
+        }
+        Ok(Response::new(BulkPublishResponse::default()))
+    }
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl Service<http::Request<Body>> for Router {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let router = self.clone();
+        let method = request.uri().path().rsplit('/').next().unwrap_or_default().to_owned();
+        let bulk = self.state.bulk;
+        Box::pin(async move {
+            let response = match (method.as_str(), bulk) {
+                ("PublishEvent", _) => {
+                    let handler = service_fn(move |req| std::future::ready(router.publish(req)));
+                    tonic::server::Grpc::new(ProstCodec::<(), PublishEventRequest>::default())
+                        .unary(handler, request)
+                        .await
+                }
+                ("BulkPublishEvent", BulkApi::Stable)
+                | ("BulkPublishEventAlpha1", BulkApi::Stable | BulkApi::Alpha1Only) => {
+                    let name: &'static str = if method == "BulkPublishEvent" {
+                        "BulkPublishEvent"
+                    } else {
+                        "BulkPublishEventAlpha1"
+                    };
+                    let handler = service_fn(move |req| std::future::ready(router.bulk_publish(req, name)));
+                    tonic::server::Grpc::new(ProstCodec::<BulkPublishResponse, BulkPublishRequest>::default())
+                        .unary(handler, request)
+                        .await
+                }
+                (other, _) => Status::unimplemented(format!("fake sidecar does not implement {other}")).into_http(),
+            };
+            Ok(response)
+        })
+    }
+}
