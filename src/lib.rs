@@ -11,6 +11,7 @@
 //!   the AppCallback helpers (token check, handler outcome → SUCCESS/RETRY/DROP).
 //! - [`auth`]: JWT verification and the tonic interceptor that puts the caller's
 //!   user id into each request.
+//! - [`timestamps`]: checked conversions between protobuf and chrono times.
 //! - [`telemetry`]: tracing subscriber set-up, with OpenTelemetry export when
 //!   configured.
 //! - [`config`]: typed configuration read from the environment, validated once.
@@ -31,3 +32,4 @@ pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod timestamps;

@@ -1,5 +1,5 @@
 //! What every gRPC server in the workspace shares: `grpc.health.v1`, server
-//! reflection in both versions, binding, and serving until shutdown.
+//! reflection in both versions, gRPC-Web, binding, and serving until shutdown.
 //!
 //! Reflection is offered as `v1` and `v1alpha` because grpcurl 1.8.6 and
 //! other older tools only speak `v1alpha` and otherwise report that the
@@ -86,7 +86,11 @@ pub async fn serve(
             .set_service_status("", tonic_health::ServingStatus::NotServing)
             .await;
     };
+    // gRPC-Web on the same port, so browsers can call every RPC (streams
+    // included) without a proxy; plain gRPC requests pass through untouched.
     tonic::transport::Server::builder()
+        .accept_http1(true)
+        .layer(tonic_web::GrpcWebLayer::new())
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, stopping)
         .await?;

@@ -2,6 +2,8 @@
 //!
 //! - [`publisher`]: publishes events through the Dapr API (`PublishEvent`,
 //!   `BulkPublishEvent` with the `Alpha1` fallback older runtimes need).
+//! - [`app`]: one `AppCallback` (and `AppCallbackAlpha`) implementation
+//!   over a service's [`app::EventHandler`].
 //! - [`callback`]: what every AppCallback server shares: the app API token
 //!   check, subscriptions with routes and a dead-letter topic, and the
 //!   mapping from a handler's outcome to SUCCESS / RETRY / DROP.
@@ -9,6 +11,7 @@
 //! The protocol types are the `dapr` crate's generated ones, re-exported as
 //! [`runtime`] and [`common`], never hand-copied.
 
+pub mod app;
 pub mod callback;
 pub mod publisher;
 

@@ -5,12 +5,14 @@
 //!   binaries.
 //! - [`fake_sidecar`]: a Dapr publish API that records what it receives and
 //!   can play a sidecar that is down.
+//! - [`tokens`]: signed JWTs for test users.
 //! - [`process`]: start a service binary on free ports, wait until it
 //!   reports SERVING, stop it with SIGTERM.
 
 pub mod fake_sidecar;
 pub mod postgres;
 pub mod process;
+pub mod tokens;
 
 pub use fake_sidecar::{BulkApi, FakeSidecar, RecordedEvent};
 pub use postgres::TestDatabase;

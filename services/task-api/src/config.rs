@@ -1,6 +1,12 @@
 //! Configuration of task-api, read from the environment once at start-up.
 
-use todo_core::config::{AuthConfig, ConfigError, DaprConfig, DatabaseConfig, ServerConfig, Source};
+use std::time::Duration;
+
+use todo_core::config::{
+    AuthConfig, ConfigError, DaprConfig, DatabaseConfig, ServerConfig, Source, millis, with_default,
+};
+
+use crate::outbox::relay::RelayConfig;
 
 /// Default gRPC port (`APP_PORT`), as in `dapr/dev.yaml`.
 pub const DEFAULT_PORT: u16 = 50051;
@@ -11,15 +17,33 @@ pub struct Config {
     pub dapr: DaprConfig,
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
+    /// `OUTBOX_BATCH_SIZE` (default 500), `OUTBOX_POLL_MS` (default 250),
+    /// `OUTBOX_MAX_BACKOFF_MS` (default 5000).
+    pub relay: RelayConfig,
 }
 
 impl Config {
     pub fn from_env(env: &dyn Source) -> Result<Self, ConfigError> {
+        let defaults = RelayConfig::default();
+        let batch_size: i64 = with_default(env, "OUTBOX_BATCH_SIZE", defaults.batch_size)?;
+        if !(1..=10_000).contains(&batch_size) {
+            return Err(ConfigError::Invalid {
+                name: "OUTBOX_BATCH_SIZE",
+                value: batch_size.to_string(),
+                reason: "must be between 1 and 10000".into(),
+            });
+        }
         Ok(Self {
             server: ServerConfig::from_env(env, DEFAULT_PORT)?,
             dapr: DaprConfig::from_env(env)?,
             database: DatabaseConfig::from_env(env)?,
             auth: AuthConfig::from_env(env)?,
+            relay: RelayConfig {
+                batch_size,
+                poll_interval: millis(env, "OUTBOX_POLL_MS", defaults.poll_interval)?,
+                max_backoff: millis(env, "OUTBOX_MAX_BACKOFF_MS", defaults.max_backoff)?.max(Duration::from_millis(1)),
+                ..defaults
+            },
         })
     }
 }

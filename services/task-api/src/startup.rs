@@ -1,14 +1,24 @@
 //! Building task-api from its configuration, and running it.
 
-use sqlx::PgPool;
+use std::sync::Arc;
+
 use todo_core::{
-    auth::JwtVerifier,
+    auth::{AuthInterceptor, JwtVerifier},
+    dapr::{app, publisher::Publisher},
     db,
+    proto::v1::task_service_server::TaskServiceServer,
     server::{GrpcApp, base_routes},
     shutdown::CancellationToken,
 };
+use tokio::sync::Notify;
 
-use crate::config::Config;
+use crate::{
+    api::{callback::TaskApiEvents, task_service::TaskApi},
+    config::Config,
+    operations::Tasks,
+    outbox::relay::Relay,
+    watch::WatchHub,
+};
 
 /// The PostgreSQL schema this service owns.
 pub const SCHEMA: &str = "tasks";
@@ -24,22 +34,42 @@ pub enum StartupError {
     #[error(transparent)]
     Auth(#[from] todo_core::auth::AuthError),
     #[error(transparent)]
+    Publisher(#[from] todo_core::dapr::publisher::PublishError),
+    #[error(transparent)]
     Server(#[from] todo_core::server::ServerError),
 }
 
 /// task-api, bound and wired, ready to run.
 pub struct Application {
     server: GrpcApp,
-    pool: PgPool,
+    relay: Relay,
+    pool: sqlx::PgPool,
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let pool = db::connect_and_migrate(&config.database, SCHEMA, &MIGRATIONS).await?;
-        let _verifier = std::sync::Arc::new(JwtVerifier::from_config(&config.auth)?);
-        let base = base_routes(&[], &[])?;
+        let verifier = Arc::new(JwtVerifier::from_config(&config.auth)?);
+        let publisher = Publisher::connect_lazy(&config.dapr)?;
+        let relay_wake = Arc::new(Notify::new());
+        let tasks = Tasks::new(pool.clone(), relay_wake.clone());
+        let watch = WatchHub::default();
+
+        let mut base = base_routes(&["todo.v1.TaskService"], &[])?;
+        base.routes.add_service(TaskServiceServer::with_interceptor(
+            TaskApi::new(tasks.clone(), watch.clone()),
+            AuthInterceptor::new(verifier),
+        ));
+        let events = TaskApiEvents {
+            tasks,
+            watch,
+            pubsub_name: config.dapr.pubsub_name.clone(),
+        };
+        app::add_routes(&mut base.routes, Arc::new(events), config.dapr.app_api_token.clone());
+
         Ok(Self {
             server: GrpcApp::bind(config.server.listen, base).await?,
+            relay: Relay::new(pool.clone(), publisher, relay_wake, config.relay),
             pool,
         })
     }
@@ -48,10 +78,15 @@ impl Application {
         self.server.local_addr()
     }
 
-    /// Serves until `shutdown` is cancelled, then drains in-flight calls.
+    /// Serves and relays until `shutdown`; in-flight calls finish, then the
+    /// relay makes a last attempt to drain the outbox.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), StartupError> {
-        self.server.run_until_stopped(shutdown).await?;
+        let relay_stop = CancellationToken::new();
+        let relay = tokio::spawn(self.relay.run(relay_stop.clone()));
+        let served = self.server.run_until_stopped(shutdown).await;
+        relay_stop.cancel();
+        let _ = relay.await;
         self.pool.close().await;
-        Ok(())
+        Ok(served?)
     }
 }

@@ -1,0 +1,355 @@
+//! The operations on tasks. Each one is a single transaction that changes
+//! the task and writes its event to the outbox, so either both happen or
+//! neither does; the relay is woken right after commit.
+
+use std::sync::Arc;
+
+use sqlx::{PgConnection, PgPool};
+use todo_core::{
+    events::event_types,
+    proto::v1::{CreateTaskRequest, Task, TaskEvent, TaskOccurrenceRequested},
+    timestamps,
+};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        task::TaskRecord,
+        update::{self, Change},
+        validation::{self, ValidationError, invalid},
+    },
+    store::{
+        outbox,
+        page_token::{self, Cursor, Order},
+        tasks::{self, ListFilter},
+    },
+};
+
+/// Why an operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum OperationError {
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("task not found")]
+    NotFound,
+    #[error("task changed meanwhile: expected version {expected}, current {current}")]
+    VersionMismatch { expected: i64, current: i64 },
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// A page of tasks.
+pub struct Page {
+    pub tasks: Vec<TaskRecord>,
+    pub next_page_token: String,
+}
+
+/// Everything the operations need: the pool and the relay's wake-up.
+#[derive(Clone)]
+pub struct Tasks {
+    pool: PgPool,
+    relay_wake: Arc<Notify>,
+}
+
+impl Tasks {
+    pub fn new(pool: PgPool, relay_wake: Arc<Notify>) -> Self {
+        Self { pool, relay_wake }
+    }
+
+    pub async fn create(
+        &self,
+        user_id: &str,
+        request: &CreateTaskRequest,
+        traceparent: Option<&str>,
+    ) -> Result<TaskRecord, OperationError> {
+        let request_id = match request.request_id.as_str() {
+            "" => None,
+            id => Some(Uuid::parse_str(id).map_err(|_| invalid("request_id", "must be a UUID"))?),
+        };
+        let due_at = validation::optional_timestamp("due_at", request.due_at.as_ref())?;
+        let now = timestamps::now();
+        let mut task = TaskRecord {
+            id: Uuid::now_v7(),
+            user_id: user_id.to_owned(),
+            title: validation::title("title", &request.title)?,
+            description: validation::description("description", &request.description)?,
+            completed: false,
+            priority: validation::priority("priority", request.priority)?,
+            due_at,
+            tags: validation::tags("tags", &request.tags)?,
+            recurrence_frequency: None,
+            recurrence_interval: None,
+            recurrence_until: None,
+            recurrence_count: None,
+            series_id: None,
+            occurrence_number: 0,
+            created_at: now,
+            updated_at: now,
+            completed_at: None,
+            version: 1,
+        };
+        task.set_recurrence(validation::recurrence(
+            "recurrence",
+            request.recurrence.as_ref(),
+            due_at,
+        )?);
+
+        let mut tx = self.pool.begin().await?;
+        if !tasks::insert(&mut tx, &task, request_id).await? {
+            // A retry of a create that already happened: answer as the first time.
+            let existing = tasks::find_by_request_id(&mut tx, user_id, request_id.expect("ids are fresh UUIDv7"))
+                .await?
+                .ok_or(OperationError::NotFound)?;
+            return Ok(existing);
+        }
+        record_event(
+            &mut tx,
+            &task,
+            event_types::TASK_CREATED,
+            created_fields(&task),
+            traceparent,
+        )
+        .await?;
+        tx.commit().await?;
+        self.relay_wake.notify_one();
+        Ok(task)
+    }
+
+    pub async fn get(&self, user_id: &str, id: &str) -> Result<TaskRecord, OperationError> {
+        let id = validation::task_id("id", id)?;
+        let mut conn = self.pool.acquire().await?;
+        tasks::get(&mut conn, user_id, id)
+            .await?
+            .ok_or(OperationError::NotFound)
+    }
+
+    pub async fn list(
+        &self,
+        user_id: &str,
+        filter: ListFilter,
+        order: Order,
+        page_token: &str,
+        page_size: i64,
+    ) -> Result<Page, OperationError> {
+        let cursor = match page_token {
+            "" => None,
+            token => Some(page_token::decode(token, order, &filter)?),
+        };
+        let mut conn = self.pool.acquire().await?;
+        let mut rows = tasks::list(&mut conn, user_id, &filter, order, cursor.as_ref(), page_size + 1).await?;
+        let next_page_token = if rows.len() as i64 > page_size {
+            rows.truncate(page_size as usize);
+            let last = rows.last().expect("page_size is at least 1");
+            page_token::encode(order, Cursor::after(last), &filter)
+        } else {
+            String::new()
+        };
+        Ok(Page {
+            tasks: rows,
+            next_page_token,
+        })
+    }
+
+    /// Applies a field-masked update; nothing is stored or published when
+    /// no value actually changes.
+    pub async fn update(
+        &self,
+        user_id: &str,
+        patch: &Task,
+        mask: &[String],
+        expected_version: i64,
+        traceparent: Option<&str>,
+    ) -> Result<TaskRecord, OperationError> {
+        let id = validation::task_id("task.id", &patch.id)?;
+        let fields = update::parse_mask(mask)?;
+        self.change(user_id, id, expected_version, traceparent, |current, now| {
+            update::apply(current, patch, &fields, now)
+        })
+        .await
+    }
+
+    pub async fn complete(
+        &self,
+        user_id: &str,
+        id: &str,
+        expected_version: i64,
+        traceparent: Option<&str>,
+    ) -> Result<TaskRecord, OperationError> {
+        let id = validation::task_id("id", id)?;
+        let completed = Task {
+            completed: true,
+            ..Task::default()
+        };
+        self.change(user_id, id, expected_version, traceparent, |current, now| {
+            update::apply(current, &completed, &["completed"], now)
+        })
+        .await
+    }
+
+    /// Locks the task, applies `change`, stores it with its event.
+    async fn change(
+        &self,
+        user_id: &str,
+        id: Uuid,
+        expected_version: i64,
+        traceparent: Option<&str>,
+        change: impl FnOnce(&TaskRecord, chrono::DateTime<chrono::Utc>) -> Result<Change, ValidationError>,
+    ) -> Result<TaskRecord, OperationError> {
+        let mut tx = self.pool.begin().await?;
+        let current = tasks::lock(&mut tx, user_id, id)
+            .await?
+            .ok_or(OperationError::NotFound)?;
+        check_version(&current, expected_version)?;
+        let Change {
+            task,
+            changed_fields,
+            completed_now,
+        } = change(&current, timestamps::now())?;
+        if changed_fields.is_empty() {
+            return Ok(current);
+        }
+        tasks::update(&mut tx, &task).await?;
+        let event_type = if completed_now {
+            event_types::TASK_COMPLETED
+        } else {
+            event_types::TASK_UPDATED
+        };
+        record_event(&mut tx, &task, event_type, changed_fields, traceparent).await?;
+        tx.commit().await?;
+        self.relay_wake.notify_one();
+        Ok(task)
+    }
+
+    pub async fn delete(
+        &self,
+        user_id: &str,
+        id: &str,
+        expected_version: i64,
+        traceparent: Option<&str>,
+    ) -> Result<(), OperationError> {
+        let id = validation::task_id("id", id)?;
+        let mut tx = self.pool.begin().await?;
+        let current = tasks::lock(&mut tx, user_id, id)
+            .await?
+            .ok_or(OperationError::NotFound)?;
+        check_version(&current, expected_version)?;
+        tasks::delete(&mut tx, user_id, id).await?;
+        record_event(&mut tx, &current, event_types::TASK_DELETED, Vec::new(), traceparent).await?;
+        tx.commit().await?;
+        self.relay_wake.notify_one();
+        Ok(())
+    }
+
+    /// Creates the occurrence a `task.occurrence.requested` command asks
+    /// for. Its id is deterministic, so a repeated command finds the task
+    /// already there and changes nothing (returns false).
+    pub async fn create_occurrence(
+        &self,
+        command: &TaskOccurrenceRequested,
+        traceparent: Option<&str>,
+    ) -> Result<bool, OperationError> {
+        let task = occurrence_from_command(command)?;
+        let mut tx = self.pool.begin().await?;
+        if !tasks::insert(&mut tx, &task, None).await? {
+            return Ok(false);
+        }
+        record_event(
+            &mut tx,
+            &task,
+            event_types::TASK_CREATED,
+            created_fields(&task),
+            traceparent,
+        )
+        .await?;
+        tx.commit().await?;
+        self.relay_wake.notify_one();
+        Ok(true)
+    }
+}
+
+fn check_version(current: &TaskRecord, expected: i64) -> Result<(), OperationError> {
+    if expected != 0 && expected != current.version {
+        return Err(OperationError::VersionMismatch {
+            expected,
+            current: current.version,
+        });
+    }
+    Ok(())
+}
+
+/// Validates a command's task as strictly as CreateTask validates a client's.
+fn occurrence_from_command(command: &TaskOccurrenceRequested) -> Result<TaskRecord, ValidationError> {
+    if command.user_id.trim().is_empty() || command.user_id.len() > todo_core::auth::jwt::MAX_USER_ID_LEN {
+        return Err(invalid("user_id", "must be a user id"));
+    }
+    let id = validation::task_id("task_id", &command.task_id)?;
+    let series_id = validation::task_id("series_id", &command.series_id)?;
+    let template = command.task.as_ref().ok_or_else(|| invalid("task", "must be set"))?;
+    let due_at = validation::optional_timestamp("task.due_at", template.due_at.as_ref())?;
+    let now = timestamps::now();
+    let mut task = TaskRecord {
+        id,
+        user_id: command.user_id.clone(),
+        title: validation::title("task.title", &template.title)?,
+        description: validation::description("task.description", &template.description)?,
+        completed: false,
+        priority: validation::priority("task.priority", template.priority)?,
+        due_at,
+        tags: validation::tags("task.tags", &template.tags)?,
+        recurrence_frequency: None,
+        recurrence_interval: None,
+        recurrence_until: None,
+        recurrence_count: None,
+        series_id: Some(series_id),
+        occurrence_number: command.occurrence_number.max(1) as i32,
+        created_at: now,
+        updated_at: now,
+        completed_at: None,
+        version: 1,
+    };
+    task.set_recurrence(validation::recurrence(
+        "task.recurrence",
+        template.recurrence.as_ref(),
+        due_at,
+    )?);
+    Ok(task)
+}
+
+/// The fields a new task sets, for `changed_fields` of `task.created`.
+fn created_fields(task: &TaskRecord) -> Vec<&'static str> {
+    let mut fields = vec!["title"];
+    if !task.description.is_empty() {
+        fields.push("description");
+    }
+    fields.push("priority");
+    if task.due_at.is_some() {
+        fields.push("due_at");
+    }
+    if !task.tags.is_empty() {
+        fields.push("tags");
+    }
+    if task.recurrence_frequency.is_some() {
+        fields.push("recurrence");
+    }
+    fields
+}
+
+async fn record_event(
+    conn: &mut PgConnection,
+    task: &TaskRecord,
+    event_type: &str,
+    changed_fields: Vec<&'static str>,
+    traceparent: Option<&str>,
+) -> sqlx::Result<()> {
+    let event = TaskEvent {
+        event_id: Uuid::now_v7().to_string(),
+        event_type: event_type.to_owned(),
+        occurred_at: Some(timestamps::to_proto(task.updated_at.max(timestamps::now()))),
+        user_id: task.user_id.clone(),
+        task: Some(task.to_proto()),
+        changed_fields: changed_fields.into_iter().map(str::to_owned).collect(),
+        task_version: task.version,
+    };
+    outbox::insert(conn, &event, traceparent).await
+}

@@ -1,0 +1,193 @@
+//! The outbox relay.
+//!
+//! Rows are deleted only after the sidecar accepted their events: a crash
+//! between publish and delete publishes an event twice (consumers dedupe on
+//! the event id), but never loses one. Only one replica relays at a time,
+//! holding a PostgreSQL advisory lock on a dedicated connection, so one
+//! user's events leave in the order they committed. The relay is woken
+//! in-process right after each commit and also polls briefly for rows that
+//! other replicas wrote; it never uses NOTIFY inside the write transaction,
+//! which would take a cluster-wide lock at commit and serialize all writers.
+
+use std::{sync::Arc, time::Duration};
+
+use sqlx::{Connection, PgConnection, PgPool};
+use todo_core::{
+    dapr::publisher::{OutgoingEvent, PublishError, Publisher},
+    events::ContentType,
+    shutdown::CancellationToken,
+};
+use tokio::sync::Notify;
+
+use crate::store::outbox::{self, OutboxRow};
+
+/// Advisory lock key held by the replica that relays ("todo-outbox").
+const RELAY_LOCK_KEY: i64 = 0x746f_646f_6f75_7478;
+
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Rows per publish call.
+    pub batch_size: i64,
+    /// How often to look for rows other replicas wrote.
+    pub poll_interval: Duration,
+    /// First and longest wait after a failed publish.
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            poll_interval: Duration::from_millis(250),
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+pub struct Relay {
+    pool: PgPool,
+    publisher: Publisher,
+    wake: Arc<Notify>,
+    config: RelayConfig,
+}
+
+impl Relay {
+    pub fn new(pool: PgPool, publisher: Publisher, wake: Arc<Notify>, config: RelayConfig) -> Self {
+        Self {
+            pool,
+            publisher,
+            wake,
+            config,
+        }
+    }
+
+    /// Relays until `shutdown`; then makes one last attempt to drain, so a
+    /// clean stop leaves nothing behind when the sidecar is up.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = self.config.min_backoff;
+        while !shutdown.is_cancelled() {
+            match self.lead(&shutdown).await {
+                Ok(()) => backoff = self.config.min_backoff,
+                Err(err) => {
+                    tracing::warn!(error = %err, retry_in = ?backoff, "outbox relay lost its database connection");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = shutdown.cancelled() => {}
+                    }
+                    backoff = (backoff * 2).min(self.config.max_backoff);
+                }
+            }
+        }
+    }
+
+    /// Takes the relay lock when free and publishes while holding it.
+    async fn lead(&self, shutdown: &CancellationToken) -> sqlx::Result<()> {
+        // A detached connection: when it closes, the lock goes with it, and
+        // it never returns to the pool still holding the lock.
+        let mut conn = self.pool.acquire().await?.detach();
+        let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(RELAY_LOCK_KEY)
+            .fetch_one(&mut conn)
+            .await?;
+        if !leader {
+            conn.close().await.ok();
+            tokio::select! {
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+                () = shutdown.cancelled() => {}
+            }
+            return Ok(());
+        }
+        tracing::debug!("outbox relay is the leader");
+        let result = self.relay_while_leader(&mut conn, shutdown).await;
+        conn.close().await.ok();
+        result
+    }
+
+    async fn relay_while_leader(&self, conn: &mut PgConnection, shutdown: &CancellationToken) -> sqlx::Result<()> {
+        let mut backoff = self.config.min_backoff;
+        loop {
+            if shutdown.is_cancelled() {
+                // Last drain on the way out, bounded so shutdown stays quick.
+                let _ = tokio::time::timeout(Duration::from_secs(3), self.publish_once(conn)).await;
+                return Ok(());
+            }
+            match self.publish_once(conn).await? {
+                Ok(0) => {
+                    tokio::select! {
+                        () = self.wake.notified() => {}
+                        () = tokio::time::sleep(self.config.poll_interval) => {}
+                        () = shutdown.cancelled() => {}
+                    }
+                }
+                Ok(_) => backoff = self.config.min_backoff,
+                Err(err) => {
+                    tracing::warn!(error = %err, retry_in = ?backoff, "publishing outbox events failed; will retry");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = shutdown.cancelled() => {}
+                    }
+                    backoff = (backoff * 2).min(self.config.max_backoff);
+                }
+            }
+        }
+    }
+
+    /// Publishes the oldest batch; returns how many rows were published
+    /// (database errors outside, publish errors inside).
+    async fn publish_once(&self, conn: &mut PgConnection) -> sqlx::Result<Result<usize, PublishError>> {
+        let rows = outbox::oldest(conn, self.config.batch_size).await?;
+        if rows.is_empty() {
+            return Ok(Ok(0));
+        }
+        // All rows of one batch share a topic today; group in commit order
+        // in case another topic ever joins the outbox.
+        let mut published = Vec::with_capacity(rows.len());
+        let mut failure = None;
+        for group in rows.chunk_by(|a, b| a.topic == b.topic) {
+            let events: Vec<OutgoingEvent> = group.iter().map(outgoing).collect();
+            match self.publisher.publish_bulk(&group[0].topic, &events).await {
+                Ok(()) => published.extend(group.iter().map(|row| row.id)),
+                Err(PublishError::PartialBatch { failed_ids, .. }) => {
+                    // Accepted entries are out; only the rejected ones stay.
+                    published.extend(
+                        group
+                            .iter()
+                            .filter(|row| !failed_ids.contains(&row.event_id.to_string()))
+                            .map(|row| row.id),
+                    );
+                    failure = Some(PublishError::PartialBatch {
+                        failed: failed_ids.len(),
+                        total: group.len(),
+                        first_error: "see sidecar logs".into(),
+                        failed_ids,
+                    });
+                    break;
+                }
+                Err(err) => {
+                    failure = Some(err);
+                    break;
+                }
+            }
+        }
+        if !published.is_empty() {
+            outbox::delete(conn, &published).await?;
+        }
+        Ok(match failure {
+            Some(err) => Err(err),
+            None => Ok(published.len()),
+        })
+    }
+}
+
+fn outgoing(row: &OutboxRow) -> OutgoingEvent {
+    OutgoingEvent {
+        event_id: row.event_id.to_string(),
+        event_type: row.event_type.clone(),
+        partition_key: row.partition_key.clone(),
+        data: row.payload.clone(),
+        content_type: ContentType::Protobuf,
+        traceparent: row.traceparent.clone(),
+    }
+}

@@ -1,0 +1,217 @@
+//! One AppCallback implementation for every consumer.
+//!
+//! A service implements [`EventHandler`] (its subscriptions, what to do with
+//! one event, and, for reminder-service, what to do when a job fires);
+//! [`AppCallbackService`] turns that into both `AppCallback` and
+//! `AppCallbackAlpha`, so the stable and the `…Alpha1` callback names behave
+//! the same, and bulk deliveries are handled entry by entry, in order.
+
+use std::sync::Arc;
+
+use prost_types::{Struct, value::Kind};
+use tonic::{Request, Response, Status};
+
+use super::{
+    common::{InvokeRequest, InvokeResponse},
+    runtime::{
+        BindingEventRequest, BindingEventResponse, JobEventRequest, JobEventResponse, ListInputBindingsResponse,
+        ListTopicSubscriptionsResponse, TopicEventBulkRequest, TopicEventBulkResponse, TopicEventBulkResponseEntry,
+        TopicEventRequest, TopicEventResponse, TopicSubscription, app_callback_alpha_server::AppCallbackAlpha,
+        app_callback_server::AppCallback, topic_event_bulk_request_entry::Event,
+    },
+};
+use crate::dapr::callback::Outcome;
+
+/// One delivered event, whether it came alone or in a bulk delivery.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveredEvent {
+    /// CloudEvent `id` (the publisher's `cloudevent.id`).
+    pub id: String,
+    /// CloudEvent `type`.
+    pub event_type: String,
+    pub topic: String,
+    /// The route that matched (`path`), when the runtime says.
+    pub path: String,
+    /// MIME type of `data`.
+    pub content_type: String,
+    pub data: Vec<u8>,
+    /// W3C trace context the CloudEvent carried.
+    pub traceparent: Option<String>,
+}
+
+/// What a consumer service does with deliveries.
+#[tonic::async_trait]
+pub trait EventHandler: Send + Sync + 'static {
+    /// The subscriptions to declare in `ListTopicSubscriptions`.
+    fn subscriptions(&self) -> Vec<TopicSubscription>;
+
+    /// Handles one event. Never fails with a gRPC error: the outcome says
+    /// what the runtime should do.
+    async fn on_event(&self, event: DeliveredEvent) -> Outcome;
+
+    /// Handles a job that came due. Only apps that schedule jobs override it.
+    async fn on_job(&self, job: JobEventRequest) -> Result<(), Status> {
+        Err(Status::unimplemented(format!(
+            "this app schedules no jobs (got {})",
+            job.name
+        )))
+    }
+}
+
+/// Serves an [`EventHandler`] as `AppCallback` and `AppCallbackAlpha`.
+pub struct AppCallbackService<H> {
+    handler: Arc<H>,
+}
+
+impl<H> AppCallbackService<H> {
+    pub fn new(handler: Arc<H>) -> Self {
+        Self { handler }
+    }
+}
+
+impl<H> Clone for AppCallbackService<H> {
+    fn clone(&self) -> Self {
+        Self {
+            handler: self.handler.clone(),
+        }
+    }
+}
+
+fn traceparent(extensions: Option<&Struct>) -> Option<String> {
+    match extensions?.fields.get("traceparent")?.kind.as_ref()? {
+        Kind::StringValue(value) if !value.is_empty() => Some(value.clone()),
+        _ => None,
+    }
+}
+
+impl<H: EventHandler> AppCallbackService<H> {
+    async fn bulk(&self, request: TopicEventBulkRequest) -> TopicEventBulkResponse {
+        let mut statuses = Vec::with_capacity(request.entries.len());
+        for entry in request.entries {
+            let event = match entry.event {
+                Some(Event::CloudEvent(ce)) => DeliveredEvent {
+                    traceparent: traceparent(ce.extensions.as_ref()),
+                    id: ce.id,
+                    event_type: ce.r#type,
+                    topic: request.topic.clone(),
+                    path: request.path.clone(),
+                    content_type: ce.data_content_type,
+                    data: ce.data,
+                },
+                Some(Event::Bytes(data)) => DeliveredEvent {
+                    id: entry.entry_id.clone(),
+                    event_type: entry.metadata.get("cloudevent.type").cloned().unwrap_or_default(),
+                    topic: request.topic.clone(),
+                    path: request.path.clone(),
+                    content_type: entry.content_type.clone(),
+                    traceparent: entry.metadata.get("traceparent").cloned(),
+                    data,
+                },
+                None => {
+                    statuses.push(TopicEventBulkResponseEntry {
+                        entry_id: entry.entry_id,
+                        status: Outcome::Drop.status() as i32,
+                    });
+                    continue;
+                }
+            };
+            let outcome = self.handler.on_event(event).await;
+            statuses.push(TopicEventBulkResponseEntry {
+                entry_id: entry.entry_id,
+                status: outcome.status() as i32,
+            });
+        }
+        TopicEventBulkResponse { statuses }
+    }
+}
+
+#[tonic::async_trait]
+impl<H: EventHandler> AppCallback for AppCallbackService<H> {
+    async fn on_invoke(&self, _request: Request<InvokeRequest>) -> Result<Response<InvokeResponse>, Status> {
+        Err(Status::unimplemented(
+            "service invocation is not used; talk through pub/sub",
+        ))
+    }
+
+    async fn list_topic_subscriptions(
+        &self,
+        _request: Request<()>,
+    ) -> Result<Response<ListTopicSubscriptionsResponse>, Status> {
+        Ok(Response::new(ListTopicSubscriptionsResponse {
+            subscriptions: self.handler.subscriptions(),
+        }))
+    }
+
+    async fn on_topic_event(
+        &self,
+        request: Request<TopicEventRequest>,
+    ) -> Result<Response<TopicEventResponse>, Status> {
+        let request = request.into_inner();
+        let event = DeliveredEvent {
+            traceparent: traceparent(request.extensions.as_ref()),
+            id: request.id,
+            event_type: request.r#type,
+            topic: request.topic,
+            path: request.path,
+            content_type: request.data_content_type,
+            data: request.data,
+        };
+        Ok(Response::new(self.handler.on_event(event).await.into()))
+    }
+
+    async fn list_input_bindings(&self, _request: Request<()>) -> Result<Response<ListInputBindingsResponse>, Status> {
+        Ok(Response::new(ListInputBindingsResponse::default()))
+    }
+
+    async fn on_binding_event(
+        &self,
+        _request: Request<BindingEventRequest>,
+    ) -> Result<Response<BindingEventResponse>, Status> {
+        Err(Status::unimplemented("no input bindings"))
+    }
+
+    async fn on_bulk_topic_event(
+        &self,
+        request: Request<TopicEventBulkRequest>,
+    ) -> Result<Response<TopicEventBulkResponse>, Status> {
+        Ok(Response::new(self.bulk(request.into_inner()).await))
+    }
+
+    async fn on_job_event(&self, request: Request<JobEventRequest>) -> Result<Response<JobEventResponse>, Status> {
+        self.handler.on_job(request.into_inner()).await?;
+        Ok(Response::new(JobEventResponse {}))
+    }
+}
+
+#[tonic::async_trait]
+impl<H: EventHandler> AppCallbackAlpha for AppCallbackService<H> {
+    async fn on_bulk_topic_event_alpha1(
+        &self,
+        request: Request<TopicEventBulkRequest>,
+    ) -> Result<Response<TopicEventBulkResponse>, Status> {
+        Ok(Response::new(self.bulk(request.into_inner()).await))
+    }
+
+    async fn on_job_event_alpha1(
+        &self,
+        request: Request<JobEventRequest>,
+    ) -> Result<Response<JobEventResponse>, Status> {
+        self.handler.on_job(request.into_inner()).await?;
+        Ok(Response::new(JobEventResponse {}))
+    }
+}
+
+/// Adds `AppCallback` and `AppCallbackAlpha` for `handler` to `routes`,
+/// both behind the app API token check.
+pub fn add_routes<H: EventHandler>(
+    routes: &mut tonic::service::RoutesBuilder,
+    handler: Arc<H>,
+    app_api_token: Option<secrecy::SecretString>,
+) {
+    use super::runtime::{app_callback_alpha_server::AppCallbackAlphaServer, app_callback_server::AppCallbackServer};
+    let service = AppCallbackService::new(handler);
+    let check = crate::dapr::callback::AppTokenCheck::new(app_api_token);
+    routes
+        .add_service(AppCallbackServer::with_interceptor(service.clone(), check.clone()))
+        .add_service(AppCallbackAlphaServer::with_interceptor(service, check));
+}
