@@ -54,10 +54,29 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// A second handle on a database another `TestDatabase` owns (for a
+    /// replica or a restarted process); dropping it drops nothing.
+    pub fn existing(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            name: String::new(),
+            admin_url: String::new(),
+            _cluster: None,
+        }
+    }
+
+    /// An empty handle that owns nothing.
+    pub fn placeholder() -> Self {
+        Self::existing("")
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        // A throw-away cluster takes its databases with it.
-        if self._cluster.is_some() {
+        // A throw-away cluster takes its databases with it; a handle from
+        // `existing` owns nothing.
+        if self._cluster.is_some() || self.name.is_empty() {
             return;
         }
         let admin_url = self.admin_url.clone();

@@ -43,6 +43,7 @@ pub enum StartupError {
 pub struct Application {
     server: GrpcApp,
     relay: Relay,
+    watch: WatchHub,
     pool: sqlx::PgPool,
 }
 
@@ -62,7 +63,7 @@ impl Application {
         ));
         let events = TaskApiEvents {
             tasks,
-            watch,
+            watch: watch.clone(),
             pubsub_name: config.dapr.pubsub_name.clone(),
         };
         app::add_routes(&mut base.routes, Arc::new(events), config.dapr.app_api_token.clone());
@@ -70,6 +71,7 @@ impl Application {
         Ok(Self {
             server: GrpcApp::bind(config.server.listen, base).await?,
             relay: Relay::new(pool.clone(), publisher, relay_wake, config.relay),
+            watch,
             pool,
         })
     }
@@ -83,6 +85,13 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), StartupError> {
         let relay_stop = CancellationToken::new();
         let relay = tokio::spawn(self.relay.run(relay_stop.clone()));
+        // Open WatchTasks streams would otherwise keep the server from draining.
+        let watch = self.watch;
+        let stopping = shutdown.clone();
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            watch.close();
+        });
         let served = self.server.run_until_stopped(shutdown).await;
         relay_stop.cancel();
         let _ = relay.await;

@@ -54,8 +54,13 @@ impl TestApp {
     }
 
     pub async fn spawn_with(bulk: BulkApi) -> Self {
+        Self::spawn_on(TestDatabase::create().await, bulk).await
+    }
+
+    /// Another task-api process (a replica, or the same one restarted) on
+    /// an existing database, with its own sidecar.
+    pub async fn spawn_on(database: TestDatabase, bulk: BulkApi) -> Self {
         todo_core::telemetry::init_for_tests();
-        let database = TestDatabase::create().await;
         let sidecar = FakeSidecar::start(bulk).await;
         let config = Config {
             server: ServerConfig {
@@ -153,10 +158,20 @@ impl TestApp {
     }
 
     pub async fn stop(mut self) {
+        self.shutdown().await;
+    }
+
+    async fn shutdown(&mut self) {
         self.stop.cancel();
         if let Some(handle) = self.handle.take() {
             handle.await.expect("task-api stops cleanly");
         }
+    }
+
+    /// Stops the app and hands back its database, for a restart.
+    pub async fn stop_keeping_database(mut self) -> TestDatabase {
+        self.shutdown().await;
+        std::mem::replace(&mut self.database, TestDatabase::placeholder())
     }
 }
 

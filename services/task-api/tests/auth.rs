@@ -1,0 +1,50 @@
+//! Every TaskService RPC needs a valid bearer token.
+
+mod support;
+
+use support::TestApp;
+use todo_core::{
+    proto::v1::{CreateTaskRequest, GetTaskRequest, ListTasksRequest, WatchTasksRequest},
+    testing::tokens,
+};
+use tonic::Code;
+
+#[tokio::test]
+async fn missing_malformed_or_wrongly_signed_tokens_are_unauthenticated() {
+    let app = TestApp::spawn().await;
+    let cases = [
+        None,
+        Some("not-a-jwt".to_owned()),
+        Some(tokens::hs256("some-other-secret", "alice", 60)),
+        Some(tokens::hs256(support::JWT_SECRET, "alice", 0).replace('.', ".x")),
+    ];
+    for token in cases {
+        let mut client = app.client_with_token(token.clone()).await;
+        let create = client
+            .create_task(CreateTaskRequest {
+                title: "x".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(create.code(), Code::Unauthenticated, "{token:?}");
+        let list = client.list_tasks(ListTasksRequest::default()).await.unwrap_err();
+        assert_eq!(list.code(), Code::Unauthenticated);
+        let get = client
+            .get_task(GetTaskRequest {
+                id: uuid::Uuid::new_v4().to_string(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(get.code(), Code::Unauthenticated);
+        let watch = client.watch_tasks(WatchTasksRequest {}).await.unwrap_err();
+        assert_eq!(watch.code(), Code::Unauthenticated);
+    }
+    // Health stays open for probes.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(app.channel().await);
+    health
+        .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+        .await
+        .unwrap();
+    app.stop().await;
+}

@@ -1,0 +1,135 @@
+//! The outbox: nothing is lost while the sidecar is down, per-user order
+//! holds, and every bulk API generation works.
+
+mod support;
+
+use std::time::Duration;
+
+use sqlx::Connection;
+use support::{TestApp, create, new_task};
+use todo_core::{proto::v1::CompleteTaskRequest, testing::BulkApi};
+
+#[tokio::test]
+async fn a_sidecar_that_is_down_delays_events_but_loses_none() {
+    let app = TestApp::spawn().await;
+    app.sidecar.set_available(false);
+    let mut alice = app.client("alice").await;
+    let mut bob = app.client("bob").await;
+
+    // RPCs succeed while the sidecar is down.
+    let mut expected_alice = Vec::new();
+    let mut expected_bob = Vec::new();
+    for n in 0..10 {
+        let a = create(&mut alice, new_task(&format!("a{n}"))).await;
+        expected_alice.push(("task.created".to_owned(), a.id.clone()));
+        if n % 3 == 0 {
+            alice
+                .complete_task(CompleteTaskRequest {
+                    id: a.id.clone(),
+                    expected_version: 0,
+                })
+                .await
+                .unwrap();
+            expected_alice.push(("task.completed".to_owned(), a.id));
+        }
+        let b = create(&mut bob, new_task(&format!("b{n}"))).await;
+        expected_bob.push(("task.created".to_owned(), b.id));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        app.sidecar.events().is_empty(),
+        "nothing can be published while the sidecar is down"
+    );
+
+    app.sidecar.set_available(true);
+    let total = expected_alice.len() + expected_bob.len();
+    let events = app.wait_for_events(total).await;
+    assert_eq!(events.len(), total, "each event exactly once");
+    let per_user = |user: &str| -> Vec<(String, String)> {
+        events
+            .iter()
+            .filter(|e| e.user_id == user)
+            .map(|e| (e.event_type.clone(), e.task.as_ref().unwrap().id.clone()))
+            .collect()
+    };
+    assert_eq!(per_user("alice"), expected_alice, "alice's events in commit order");
+    assert_eq!(per_user("bob"), expected_bob, "bob's events in commit order");
+
+    // The outbox is empty once everything is accepted.
+    let mut conn = sqlx::PgConnection::connect(&app.database.url).await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks.outbox")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn older_runtimes_get_alpha1_or_unary_publishes() {
+    for (bulk, method) in [
+        (BulkApi::Alpha1Only, "BulkPublishEventAlpha1"),
+        (BulkApi::None, "PublishEvent"),
+    ] {
+        let app = TestApp::spawn_with(bulk).await;
+        let mut alice = app.client("alice").await;
+        for n in 0..3 {
+            create(&mut alice, new_task(&format!("t{n}"))).await;
+        }
+        let recorded = app.sidecar.wait_for(3, Duration::from_secs(10)).await;
+        assert!(recorded.iter().all(|r| r.method == method), "{bulk:?}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn events_committed_before_a_restart_are_published_after_it() {
+    let app = TestApp::spawn().await;
+    app.sidecar.set_available(false);
+    let mut alice = app.client("alice").await;
+    let task = create(&mut alice, new_task("survives restart")).await;
+    let database = app.stop_keeping_database().await;
+
+    let restarted = TestApp::spawn_on(database, BulkApi::Stable).await;
+    let events = restarted.wait_for_events(1).await;
+    assert_eq!(events[0].task.as_ref().unwrap().id, task.id);
+    restarted.stop().await;
+}
+
+#[tokio::test]
+async fn two_replicas_publish_every_event_exactly_once() {
+    let first = TestApp::spawn().await;
+    let url = first.database.url.clone();
+    let second = TestApp::spawn_on(todo_core::testing::TestDatabase::existing(&url), BulkApi::Stable).await;
+    let mut via_first = first.client("alice").await;
+    let mut via_second = second.client("alice").await;
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let client = if n % 2 == 0 { &mut via_first } else { &mut via_second };
+        ids.push(create(client, new_task(&format!("t{n}"))).await.id);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut seen: Vec<String>;
+    loop {
+        seen = first
+            .sidecar
+            .events()
+            .into_iter()
+            .chain(second.sidecar.events())
+            .map(|e| e.event_id)
+            .collect();
+        if seen.len() >= 20 || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let total = first.sidecar.events().len() + second.sidecar.events().len();
+    assert_eq!(total, 20, "one relay at a time: no event published twice");
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 20);
+    second.stop().await;
+    first.stop().await;
+}
