@@ -192,6 +192,11 @@ pub struct AuthConfig {
     pub jwt_secret: Option<SecretString>,
     /// `JWKS_FILE`: path of a JSON Web Key Set with asymmetric public keys.
     pub jwks_file: Option<PathBuf>,
+    /// `JWKS_URL`: an identity provider's key set (e.g. Better Auth's
+    /// `/api/auth/jwks`), fetched at start-up and refreshed.
+    pub jwks_url: Option<String>,
+    /// `JWKS_REFRESH_SECS` (default 300): how often the URL is re-read.
+    pub jwks_refresh: Duration,
     /// `JWT_ISSUER`: required `iss` when set.
     pub issuer: Option<String>,
     /// `JWT_AUDIENCE`: required `aud` when set.
@@ -205,14 +210,16 @@ impl AuthConfig {
         let config = Self {
             jwt_secret: secret(env, "JWT_SECRET"),
             jwks_file: optional(env, "JWKS_FILE")?,
+            jwks_url: optional(env, "JWKS_URL")?,
+            jwks_refresh: Duration::from_secs(with_default::<u64>(env, "JWKS_REFRESH_SECS", 300)?.max(1)),
             issuer: optional(env, "JWT_ISSUER")?,
             audience: optional(env, "JWT_AUDIENCE")?,
             leeway_secs: with_default(env, "JWT_LEEWAY_SECS", 0)?,
         };
-        if config.jwt_secret.is_none() && config.jwks_file.is_none() {
+        if config.jwt_secret.is_none() && config.jwks_file.is_none() && config.jwks_url.is_none() {
             return Err(ConfigError::Missing {
                 name: "JWT_SECRET",
-                hint: "set JWT_SECRET (HS256) or JWKS_FILE (EdDSA/RS256/ES256 public keys) so callers can be authenticated",
+                hint: "set JWT_SECRET (HS256), JWKS_FILE or JWKS_URL (EdDSA/RS256/ES256 public keys) so callers can be authenticated",
             });
         }
         Ok(config)

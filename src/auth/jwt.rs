@@ -8,7 +8,11 @@
 //! configured leeway (0 s by default, unlike the crate's 60 s); issuer and
 //! audience are required to match when configured.
 
-use std::{fs, path::Path};
+use std::{
+    fs,
+    path::Path,
+    sync::{Arc, RwLock},
+};
 
 use jsonwebtoken::{
     Algorithm, DecodingKey, Validation,
@@ -41,7 +45,7 @@ pub enum AuthError {
 }
 
 /// A verification key and the one algorithm it accepts.
-struct PinnedKey {
+pub struct PinnedKey {
     kid: Option<String>,
     algorithm: Algorithm,
     key: DecodingKey,
@@ -49,7 +53,10 @@ struct PinnedKey {
 
 /// Verifies tokens against the configured keys and claims.
 pub struct JwtVerifier {
+    /// From `JWT_SECRET` and `JWKS_FILE`: fixed for the process's life.
     keys: Vec<PinnedKey>,
+    /// From `JWKS_URL`: replaced whenever the key set is refreshed.
+    remote_keys: RwLock<Arc<Vec<PinnedKey>>>,
     issuer: Option<String>,
     audience: Option<String>,
     leeway_secs: u64,
@@ -76,10 +83,19 @@ impl JwtVerifier {
         }
         Ok(Self {
             keys,
+            remote_keys: RwLock::new(Arc::new(Vec::new())),
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             leeway_secs: config.leeway_secs,
         })
+    }
+
+    /// Swaps in a freshly fetched JWKS.
+    pub fn replace_remote_keys(&self, keys: Vec<PinnedKey>) {
+        *self
+            .remote_keys
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(keys);
     }
 
     /// Checks signature and claims; returns the caller's user id.
@@ -88,9 +104,15 @@ impl JwtVerifier {
         // no variant for them.
         let header = jsonwebtoken::decode_header(token).map_err(AuthError::Malformed)?;
         let validation = self.validation(header.alg);
+        let remote = self
+            .remote_keys
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
         let mut candidates = self
             .keys
             .iter()
+            .chain(remote.iter())
             .filter(|key| key.algorithm == header.alg)
             .filter(|key| match (&header.kid, &key.kid) {
                 (Some(wanted), Some(have)) => wanted == have,
@@ -154,7 +176,7 @@ fn read_jwks_file(path: &Path) -> Result<Vec<PinnedKey>, AuthError> {
 
 /// Turns a JWKS into pinned verification keys. Encryption keys and
 /// symmetric keys are skipped: a published key set holds public keys.
-fn pinned_keys(set: &JwkSet) -> Result<Vec<PinnedKey>, AuthError> {
+pub(crate) fn pinned_keys(set: &JwkSet) -> Result<Vec<PinnedKey>, AuthError> {
     let mut keys = Vec::new();
     for jwk in &set.keys {
         if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
@@ -222,6 +244,8 @@ mod tests {
         JwtVerifier::from_config(&AuthConfig {
             jwt_secret: Some("dev-secret".into()),
             jwks_file: None,
+            jwks_url: None,
+            jwks_refresh: std::time::Duration::from_secs(300),
             issuer: issuer.map(Into::into),
             audience: audience.map(Into::into),
             leeway_secs: 0,
@@ -313,6 +337,8 @@ mod tests {
         JwtVerifier::from_config(&AuthConfig {
             jwt_secret: None,
             jwks_file: Some(path),
+            jwks_url: None,
+            jwks_refresh: std::time::Duration::from_secs(300),
             issuer: None,
             audience: None,
             leeway_secs: 0,

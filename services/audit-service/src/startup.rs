@@ -2,7 +2,6 @@
 
 use sqlx::PgPool;
 use todo_core::{
-    auth::JwtVerifier,
     db,
     server::{GrpcApp, base_routes},
     shutdown::CancellationToken,
@@ -36,7 +35,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let pool = db::connect_and_migrate(&config.database, SCHEMA, &MIGRATIONS).await?;
-        let _verifier = std::sync::Arc::new(JwtVerifier::from_config(&config.auth)?);
+        let _verifier = todo_core::auth::start(&config.auth).await?;
         let base = base_routes(&[], &[])?;
         Ok(Self {
             server: GrpcApp::bind(config.server.listen, base).await?,

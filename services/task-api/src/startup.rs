@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use todo_core::{
-    auth::{AuthInterceptor, JwtVerifier},
+    auth::AuthInterceptor,
     dapr::{app, publisher::Publisher},
     db,
     proto::v1::task_service_server::TaskServiceServer,
@@ -50,7 +50,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let pool = db::connect_and_migrate(&config.database, SCHEMA, &MIGRATIONS).await?;
-        let verifier = Arc::new(JwtVerifier::from_config(&config.auth)?);
+        let verifier = todo_core::auth::start(&config.auth).await?;
         let publisher = Publisher::connect_lazy(&config.dapr)?;
         let relay_wake = Arc::new(Notify::new());
         let tasks = Tasks::new(pool.clone(), relay_wake.clone());

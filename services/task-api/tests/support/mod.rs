@@ -80,6 +80,8 @@ impl TestApp {
             auth: AuthConfig {
                 jwt_secret: Some(JWT_SECRET.into()),
                 jwks_file: None,
+                jwks_url: None,
+                jwks_refresh: Duration::from_secs(300),
                 issuer: None,
                 audience: None,
                 leeway_secs: 0,
