@@ -74,3 +74,21 @@ async fn unreachable_database_fails_with_a_clear_error() {
         .unwrap_err();
     assert!(err.to_string().contains("cannot connect to PostgreSQL"), "{err}");
 }
+
+#[tokio::test]
+async fn sslmode_require_connects_over_tls() {
+    if std::env::var_os("DATABASE_URL").is_some() {
+        eprintln!("skipped: DATABASE_URL points at a server whose TLS set-up this test does not control");
+        return;
+    }
+    let database = TestDatabase::create().await;
+    let url = format!("{}?sslmode=require", database.url);
+    let pool = db::connect_and_migrate(&config(&url), "tasks", &PROBE_MIGRATIONS)
+        .await
+        .unwrap();
+    let encrypted: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(encrypted, "the session runs over TLS");
+}

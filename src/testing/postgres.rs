@@ -200,10 +200,14 @@ impl Cluster {
                 "--no-instructions",
             ],
         );
+        // TLS on, with a throw-away certificate, so `sslmode=require` (what
+        // managed PostgreSQL needs) is exercised too.
+        let tls = make_certificate(&data_dir, as_postgres_user);
         let server_options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off -c max_connections=300",
-            socket_dir.display()
+             -c full_page_writes=off -c max_connections=300 -c ssl={}",
+            socket_dir.display(),
+            if tls { "on" } else { "off" }
         );
         let log = root.path().join("server.log");
         run(
@@ -278,6 +282,36 @@ impl Drop for Cluster {
             let _ = watchdog.wait();
         }
     }
+}
+
+/// Writes `server.crt` and `server.key` into the data directory; false (TLS
+/// off) when openssl is not installed.
+fn make_certificate(data_dir: &Path, as_postgres_user: bool) -> bool {
+    let key = data_dir.join("server.key");
+    let cert = data_dir.join("server.crt");
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args(["-days", "2", "-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !made {
+        return false;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600));
+    if as_postgres_user {
+        let _ = Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(&key)
+            .arg(&cert)
+            .status();
+    }
+    true
 }
 
 /// The directory holding `initdb` and `pg_ctl`: `PG_BIN_DIR`, else `PATH`,
