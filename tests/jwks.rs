@@ -9,11 +9,11 @@ use std::{
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::json;
+use todo_core::{auth, config::AuthConfig};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
 };
-use todo_core::{auth, config::AuthConfig};
 
 // Throw-away Ed25519 keys, generated for this test only.
 const KEY_1_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIGTUMDvH28Vk02sYTwDK91eePe+HWsD0V48FUJvLDdrM\n-----END PRIVATE KEY-----\n";
@@ -44,7 +44,9 @@ async fn serve_jwks(body: Arc<Mutex<Option<String>>>) -> String {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
             let body = body.lock().unwrap().clone();
             tokio::spawn(async move {
                 let mut request = [0u8; 4096];
@@ -88,7 +90,10 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 async fn rotated_keys_are_picked_up_without_a_restart() {
     let body = Arc::new(Mutex::new(Some(jwks("k1", KEY_1_X))));
     let verifier = auth::start(&config(serve_jwks(body.clone()).await)).await.unwrap();
-    assert_eq!(verifier.verify(&token("k1", KEY_1_PEM, "alice")).unwrap().as_str(), "alice");
+    assert_eq!(
+        verifier.verify(&token("k1", KEY_1_PEM, "alice")).unwrap().as_str(),
+        "alice"
+    );
     assert!(verifier.verify(&token("k2", KEY_2_PEM, "alice")).is_err());
 
     *body.lock().unwrap() = Some(jwks("k2", KEY_2_X));
@@ -96,7 +101,10 @@ async fn rotated_keys_are_picked_up_without_a_restart() {
         verifier.verify(&token("k2", KEY_2_PEM, "bob")).is_ok()
     })
     .await;
-    assert!(verifier.verify(&token("k1", KEY_1_PEM, "alice")).is_err(), "the retired key no longer works");
+    assert!(
+        verifier.verify(&token("k1", KEY_1_PEM, "alice")).is_err(),
+        "the retired key no longer works"
+    );
 }
 
 #[tokio::test]
@@ -113,6 +121,9 @@ async fn an_unreachable_provider_delays_keys_but_does_not_stop_start_up() {
 
 #[tokio::test]
 async fn a_non_http_url_is_a_configuration_error() {
-    let err = auth::start(&config("ftp://example.com/jwks".into())).await.err().unwrap();
+    let err = auth::start(&config("ftp://example.com/jwks".into()))
+        .await
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("http"), "{err}");
 }

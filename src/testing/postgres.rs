@@ -290,7 +290,15 @@ fn make_certificate(data_dir: &Path, as_postgres_user: bool) -> bool {
     let key = data_dir.join("server.key");
     let cert = data_dir.join("server.crt");
     let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
         .args(["-days", "2", "-subj", "/CN=localhost", "-keyout"])
         .arg(&key)
         .arg("-out")

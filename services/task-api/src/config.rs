@@ -20,6 +20,11 @@ pub struct Config {
     /// `OUTBOX_BATCH_SIZE` (default 500), `OUTBOX_POLL_MS` (default 250),
     /// `OUTBOX_MAX_BACKOFF_MS` (default 5000).
     pub relay: RelayConfig,
+    /// `WATCH_PUBSUB_NAME` (default: `PUBSUB_NAME`): the component through
+    /// which this replica receives `task-events` for WatchTasks. With several
+    /// replicas it must give each pod its own consumer group (Kafka
+    /// `consumerGroup: "{podName}"`), so every replica sees every event.
+    pub watch_pubsub_name: String,
 }
 
 impl Config {
@@ -33,9 +38,11 @@ impl Config {
                 reason: "must be between 1 and 10000".into(),
             });
         }
+        let dapr = DaprConfig::from_env(env)?;
         Ok(Self {
             server: ServerConfig::from_env(env, DEFAULT_PORT)?,
-            dapr: DaprConfig::from_env(env)?,
+            watch_pubsub_name: with_default(env, "WATCH_PUBSUB_NAME", dapr.pubsub_name.clone())?,
+            dapr,
             database: DatabaseConfig::from_env(env)?,
             auth: AuthConfig::from_env(env)?,
             relay: RelayConfig {

@@ -65,6 +65,7 @@ impl Application {
             tasks,
             watch: watch.clone(),
             pubsub_name: config.dapr.pubsub_name.clone(),
+            watch_pubsub_name: config.watch_pubsub_name.clone(),
         };
         app::add_routes(&mut base.routes, Arc::new(events), config.dapr.app_api_token.clone());
 

@@ -20,6 +20,7 @@ pub struct TaskApiEvents {
     pub tasks: Tasks,
     pub watch: WatchHub,
     pub pubsub_name: String,
+    pub watch_pubsub_name: String,
 }
 
 /// Routes, as paths the subscription names (informational: handling
@@ -43,7 +44,7 @@ impl EventHandler for TaskApiEvents {
                 &[(event_types::TASK_OCCURRENCE_REQUESTED, OCCURRENCE_ROUTE)],
                 IGNORE_ROUTE,
             ),
-            subscription(&self.pubsub_name, topics::TASK_EVENTS, &[], WATCH_ROUTE),
+            subscription(&self.watch_pubsub_name, topics::TASK_EVENTS, &[], WATCH_ROUTE),
         ]
     }
 

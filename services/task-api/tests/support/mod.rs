@@ -86,6 +86,7 @@ impl TestApp {
                 audience: None,
                 leeway_secs: 0,
             },
+            watch_pubsub_name: "pubsub".into(),
             relay: RelayConfig {
                 poll_interval: Duration::from_millis(50),
                 min_backoff: Duration::from_millis(20),
