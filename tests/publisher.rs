@@ -7,7 +7,7 @@ use todo_core::{
     config::DaprConfig,
     dapr::publisher::{OutgoingEvent, Publisher},
     events::ContentType,
-    testing::{BulkApi, FakeSidecar},
+    testing::{ApiLevel, FakeSidecar},
 };
 
 fn event(n: u32, user: &str) -> OutgoingEvent {
@@ -34,9 +34,9 @@ fn publisher(sidecar: &FakeSidecar, token: Option<&str>) -> Publisher {
 #[tokio::test]
 async fn bulk_publish_falls_back_and_keeps_order_and_metadata() {
     for (api, method) in [
-        (BulkApi::Stable, "BulkPublishEvent"),
-        (BulkApi::Alpha1Only, "BulkPublishEventAlpha1"),
-        (BulkApi::None, "PublishEvent"),
+        (ApiLevel::Stable, "BulkPublishEvent"),
+        (ApiLevel::Alpha1Only, "BulkPublishEventAlpha1"),
+        (ApiLevel::None, "PublishEvent"),
     ] {
         let sidecar = FakeSidecar::start(api).await;
         let publisher = publisher(&sidecar, Some("sidecar-token"));
@@ -73,7 +73,7 @@ async fn bulk_publish_falls_back_and_keeps_order_and_metadata() {
 
 #[tokio::test]
 async fn a_sidecar_that_is_down_is_an_error_the_caller_can_retry() {
-    let sidecar = FakeSidecar::start(BulkApi::Stable).await;
+    let sidecar = FakeSidecar::start(ApiLevel::Stable).await;
     let publisher = publisher(&sidecar, None);
     sidecar.set_available(false);
     assert!(publisher.publish("task-events", &event(1, "alice")).await.is_err());

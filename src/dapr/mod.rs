@@ -4,6 +4,7 @@
 //!   `BulkPublishEvent` with the `Alpha1` fallback older runtimes need).
 //! - [`app`]: one `AppCallback` (and `AppCallbackAlpha`) implementation
 //!   over a service's [`app::EventHandler`].
+//! - [`jobs`]: the Jobs API (`ScheduleJob`/`DeleteJob`, Alpha1 fallback).
 //! - [`callback`]: what every AppCallback server shares: the app API token
 //!   check, subscriptions with routes and a dead-letter topic, and the
 //!   mapping from a handler's outcome to SUCCESS / RETRY / DROP.
@@ -13,6 +14,7 @@
 
 pub mod app;
 pub mod callback;
+pub mod jobs;
 pub mod publisher;
 
 pub use dapr::dapr::proto::{common::v1 as common, runtime::v1 as runtime};

@@ -8,7 +8,7 @@ use std::{
 use secrecy::ExposeSecret;
 use tonic::{
     Code, Request, Status,
-    metadata::{AsciiMetadataValue, MetadataMap},
+    metadata::AsciiMetadataValue,
     transport::{Channel, Endpoint},
 };
 
@@ -69,9 +69,8 @@ pub enum PublishError {
 /// A cheap-to-clone handle that publishes to one pub/sub component.
 #[derive(Debug, Clone)]
 pub struct Publisher {
-    client: DaprClient<Channel>,
+    sidecar: SidecarClient,
     pubsub_name: String,
-    api_token: Option<AsciiMetadataValue>,
     bulk: std::sync::Arc<BulkSupport>,
 }
 
@@ -85,9 +84,17 @@ const BULK_STABLE: u8 = 0;
 const BULK_ALPHA1: u8 = 1;
 const BULK_NONE: u8 = 2;
 
-impl Publisher {
-    /// Creates a publisher that connects on first use, so a service starts
-    /// even while its sidecar is still coming up.
+/// The connection to the sidecar's Dapr API, with the API token every call
+/// carries; shared by the publisher and the jobs client.
+#[derive(Debug, Clone)]
+pub struct SidecarClient {
+    client: DaprClient<Channel>,
+    api_token: Option<AsciiMetadataValue>,
+}
+
+impl SidecarClient {
+    /// Connects on first use, so a service starts even while its sidecar is
+    /// still coming up.
     pub fn connect_lazy(config: &DaprConfig) -> Result<Self, PublishError> {
         let endpoint =
             Endpoint::from_shared(config.grpc_endpoint.clone()).map_err(|source| PublishError::InvalidEndpoint {
@@ -101,25 +108,46 @@ impl Publisher {
             .transpose()?;
         Ok(Self {
             client: DaprClient::new(endpoint.connect_lazy()),
-            pubsub_name: config.pubsub_name.clone(),
             api_token,
-            bulk: Default::default(),
         })
     }
 
-    fn request<T>(&self, message: T, traceparent: Option<&str>) -> Request<T> {
-        let mut request = Request::new(message);
-        self.decorate(request.metadata_mut(), traceparent);
-        request
+    /// The generated Dapr client on this connection.
+    pub fn client(&self) -> DaprClient<Channel> {
+        self.client.clone()
     }
 
-    fn decorate(&self, metadata: &mut MetadataMap, traceparent: Option<&str>) {
+    /// A request carrying the API token and, when given, the trace context.
+    pub fn request<T>(&self, message: T, traceparent: Option<&str>) -> Request<T> {
+        let mut request = Request::new(message);
+        let metadata = request.metadata_mut();
         if let Some(token) = &self.api_token {
             metadata.insert(API_TOKEN_HEADER, token.clone());
         }
         if let Some(value) = traceparent.and_then(|tp| tp.parse().ok()) {
             metadata.insert("traceparent", value);
         }
+        request
+    }
+}
+
+impl Publisher {
+    /// A publisher on its own lazy connection.
+    pub fn connect_lazy(config: &DaprConfig) -> Result<Self, PublishError> {
+        Ok(Self::new(SidecarClient::connect_lazy(config)?, &config.pubsub_name))
+    }
+
+    /// A publisher sharing `sidecar`'s connection.
+    pub fn new(sidecar: SidecarClient, pubsub_name: &str) -> Self {
+        Self {
+            sidecar,
+            pubsub_name: pubsub_name.to_owned(),
+            bulk: Default::default(),
+        }
+    }
+
+    fn request<T>(&self, message: T, traceparent: Option<&str>) -> Request<T> {
+        self.sidecar.request(message, traceparent)
     }
 
     /// Publishes one event; returns once the sidecar (and so the broker)
@@ -133,7 +161,7 @@ impl Publisher {
             metadata: event.metadata(),
         };
         let request = self.request(message, event.traceparent.as_deref());
-        self.client.clone().publish_event(request).await?;
+        self.sidecar.client().publish_event(request).await?;
         Ok(())
     }
 
@@ -160,7 +188,7 @@ impl Publisher {
             metadata: HashMap::new(),
         };
         let traceparent = events[0].traceparent.as_deref();
-        let mut client = self.client.clone();
+        let mut client = self.sidecar.client();
         let mut level = self.bulk.0.load(Ordering::Relaxed);
         let response = loop {
             let attempt = match level {
@@ -211,16 +239,5 @@ impl Publisher {
                     .collect(),
             }),
         }
-    }
-
-    /// The raw Dapr client with this publisher's channel, for other Dapr API
-    /// calls (jobs); pair it with [`Publisher::outgoing_request`].
-    pub fn client(&self) -> DaprClient<Channel> {
-        self.client.clone()
-    }
-
-    /// A request carrying the API token and trace context, for [`Publisher::client`].
-    pub fn outgoing_request<T>(&self, message: T, traceparent: Option<&str>) -> Request<T> {
-        self.request(message, traceparent)
     }
 }

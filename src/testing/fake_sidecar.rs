@@ -1,5 +1,5 @@
-//! A stand-in for the Dapr sidecar's publish API that records what it was
-//! given, and can be switched off to play a sidecar that is down.
+//! A stand-in for the Dapr sidecar's publish and jobs APIs that records what
+//! it was given, and can be switched off to play a sidecar that is down.
 //!
 //! It serves `dapr.proto.runtime.v1.Dapr` as a raw gRPC router, so it needs
 //! none of the ~90 other methods of the generated trait; every other method
@@ -22,7 +22,10 @@ use tower::{Service, service_fn};
 
 use crate::dapr::{
     API_TOKEN_HEADER,
-    runtime::{BulkPublishRequest, BulkPublishResponse, PublishEventRequest},
+    runtime::{
+        BulkPublishRequest, BulkPublishResponse, DeleteJobRequest, DeleteJobResponse, PublishEventRequest,
+        ScheduleJobRequest, ScheduleJobResponse,
+    },
 };
 
 /// One event as the sidecar received it.
@@ -40,21 +43,34 @@ pub struct RecordedEvent {
     pub method: &'static str,
 }
 
-/// Which bulk API the fake runtime offers.
+/// Which generation of the optional APIs (bulk publish, jobs) the fake
+/// runtime offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BulkApi {
-    /// Stable `BulkPublishEvent` and the `Alpha1` twin (current daprd).
+pub enum ApiLevel {
+    /// Stable names and their `Alpha1` twins (current daprd).
     Stable,
-    /// Only `BulkPublishEventAlpha1` (older daprd).
+    /// Only the `…Alpha1` names (older daprd).
     Alpha1Only,
-    /// No bulk publish at all.
+    /// Neither: plain `PublishEvent` only.
     None,
+}
+
+/// A job as the fake scheduler holds it.
+#[derive(Debug, Clone)]
+pub struct RecordedJob {
+    pub name: String,
+    pub due_time: String,
+    pub data: Option<prost_types::Any>,
+    pub traceparent: Option<String>,
+    /// `ScheduleJob` or `ScheduleJobAlpha1`.
+    pub method: &'static str,
 }
 
 struct State {
     events: Mutex<Vec<RecordedEvent>>,
+    jobs: Mutex<std::collections::BTreeMap<String, RecordedJob>>,
     available: AtomicBool,
-    bulk: BulkApi,
+    bulk: ApiLevel,
 }
 
 /// The running fake; stops when dropped.
@@ -65,9 +81,10 @@ pub struct FakeSidecar {
 }
 
 impl FakeSidecar {
-    pub async fn start(bulk: BulkApi) -> Self {
+    pub async fn start(bulk: ApiLevel) -> Self {
         let state = Arc::new(State {
             events: Mutex::new(Vec::new()),
+            jobs: Mutex::new(Default::default()),
             available: AtomicBool::new(true),
             bulk,
         });
@@ -104,6 +121,11 @@ impl FakeSidecar {
 
     pub fn events(&self) -> Vec<RecordedEvent> {
         self.state.events.lock().expect("lock").clone()
+    }
+
+    /// The jobs currently scheduled, by name.
+    pub fn jobs(&self) -> std::collections::BTreeMap<String, RecordedJob> {
+        self.state.jobs.lock().expect("lock").clone()
     }
 
     /// Waits until at least `count` events were recorded; panics after `timeout`.
@@ -198,6 +220,43 @@ impl Router {
     }
 }
 
+impl Router {
+    fn schedule_job(
+        &self,
+        request: Request<ScheduleJobRequest>,
+        method: &'static str,
+    ) -> Result<Response<ScheduleJobResponse>, Status> {
+        self.check()?;
+        let traceparent = metadata_value(request.metadata(), "traceparent");
+        let message = request.into_inner();
+        let job = message.job.ok_or_else(|| Status::invalid_argument("job is required"))?;
+        let mut jobs = self.state.jobs.lock().expect("lock");
+        if jobs.contains_key(&job.name) && !message.overwrite {
+            return Err(Status::already_exists(format!("job {} exists", job.name)));
+        }
+        jobs.insert(
+            job.name.clone(),
+            RecordedJob {
+                name: job.name,
+                due_time: job.due_time.unwrap_or_default(),
+                data: job.data,
+                traceparent,
+                method,
+            },
+        );
+        Ok(Response::new(ScheduleJobResponse {}))
+    }
+
+    fn delete_job(&self, request: Request<DeleteJobRequest>) -> Result<Response<DeleteJobResponse>, Status> {
+        self.check()?;
+        let name = request.into_inner().name;
+        match self.state.jobs.lock().expect("lock").remove(&name) {
+            Some(_) => Ok(Response::new(DeleteJobResponse {})),
+            None => Err(Status::not_found(format!("job {name} not found"))),
+        }
+    }
+}
+
 type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 impl Service<http::Request<Body>> for Router {
@@ -221,8 +280,8 @@ impl Service<http::Request<Body>> for Router {
                         .unary(handler, request)
                         .await
                 }
-                ("BulkPublishEvent", BulkApi::Stable)
-                | ("BulkPublishEventAlpha1", BulkApi::Stable | BulkApi::Alpha1Only) => {
+                ("BulkPublishEvent", ApiLevel::Stable)
+                | ("BulkPublishEventAlpha1", ApiLevel::Stable | ApiLevel::Alpha1Only) => {
                     let name: &'static str = if method == "BulkPublishEvent" {
                         "BulkPublishEvent"
                     } else {
@@ -230,6 +289,23 @@ impl Service<http::Request<Body>> for Router {
                     };
                     let handler = service_fn(move |req| std::future::ready(router.bulk_publish(req, name)));
                     tonic::server::Grpc::new(ProstCodec::<BulkPublishResponse, BulkPublishRequest>::default())
+                        .unary(handler, request)
+                        .await
+                }
+                ("ScheduleJob", ApiLevel::Stable) | ("ScheduleJobAlpha1", ApiLevel::Stable | ApiLevel::Alpha1Only) => {
+                    let name: &'static str = if method == "ScheduleJob" {
+                        "ScheduleJob"
+                    } else {
+                        "ScheduleJobAlpha1"
+                    };
+                    let handler = service_fn(move |req| std::future::ready(router.schedule_job(req, name)));
+                    tonic::server::Grpc::new(ProstCodec::<ScheduleJobResponse, ScheduleJobRequest>::default())
+                        .unary(handler, request)
+                        .await
+                }
+                ("DeleteJob", ApiLevel::Stable) | ("DeleteJobAlpha1", ApiLevel::Stable | ApiLevel::Alpha1Only) => {
+                    let handler = service_fn(move |req| std::future::ready(router.delete_job(req)));
+                    tonic::server::Grpc::new(ProstCodec::<DeleteJobResponse, DeleteJobRequest>::default())
                         .unary(handler, request)
                         .await
                 }

@@ -14,6 +14,6 @@ pub mod postgres;
 pub mod process;
 pub mod tokens;
 
-pub use fake_sidecar::{BulkApi, FakeSidecar, RecordedEvent};
+pub use fake_sidecar::{ApiLevel, FakeSidecar, RecordedEvent, RecordedJob};
 pub use postgres::TestDatabase;
 pub use process::{ServiceProcess, free_port};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sqlx::Connection;
 use support::{TestApp, create, new_task};
-use todo_core::{proto::v1::CompleteTaskRequest, testing::BulkApi};
+use todo_core::{proto::v1::CompleteTaskRequest, testing::ApiLevel};
 
 #[tokio::test]
 async fn a_sidecar_that_is_down_delays_events_but_loses_none() {
@@ -68,8 +68,8 @@ async fn a_sidecar_that_is_down_delays_events_but_loses_none() {
 #[tokio::test]
 async fn older_runtimes_get_alpha1_or_unary_publishes() {
     for (bulk, method) in [
-        (BulkApi::Alpha1Only, "BulkPublishEventAlpha1"),
-        (BulkApi::None, "PublishEvent"),
+        (ApiLevel::Alpha1Only, "BulkPublishEventAlpha1"),
+        (ApiLevel::None, "PublishEvent"),
     ] {
         let app = TestApp::spawn_with(bulk).await;
         let mut alice = app.client("alice").await;
@@ -90,7 +90,7 @@ async fn events_committed_before_a_restart_are_published_after_it() {
     let task = create(&mut alice, new_task("survives restart")).await;
     let database = app.stop_keeping_database().await;
 
-    let restarted = TestApp::spawn_on(database, BulkApi::Stable).await;
+    let restarted = TestApp::spawn_on(database, ApiLevel::Stable).await;
     let events = restarted.wait_for_events(1).await;
     assert_eq!(events[0].task.as_ref().unwrap().id, task.id);
     restarted.stop().await;
@@ -100,7 +100,7 @@ async fn events_committed_before_a_restart_are_published_after_it() {
 async fn two_replicas_publish_every_event_exactly_once() {
     let first = TestApp::spawn().await;
     let url = first.database.url.clone();
-    let second = TestApp::spawn_on(todo_core::testing::TestDatabase::existing(&url), BulkApi::Stable).await;
+    let second = TestApp::spawn_on(todo_core::testing::TestDatabase::existing(&url), ApiLevel::Stable).await;
     let mut via_first = first.client("alice").await;
     let mut via_second = second.client("alice").await;
     let mut ids = Vec::new();

@@ -22,6 +22,7 @@ pub struct TaskRecord {
     pub recurrence_interval: Option<i32>,
     pub recurrence_until: Option<DateTime<Utc>>,
     pub recurrence_count: Option<i32>,
+    pub recurrence_month_day: Option<i16>,
     pub series_id: Option<Uuid>,
     pub occurrence_number: i32,
     pub created_at: DateTime<Utc>,
@@ -37,6 +38,8 @@ pub struct RecurrenceRule {
     pub interval: i32,
     pub until: Option<DateTime<Utc>>,
     pub count: Option<i32>,
+    /// Monthly rules only: the day of month the series falls on.
+    pub month_day: Option<i16>,
 }
 
 impl TaskRecord {
@@ -46,6 +49,7 @@ impl TaskRecord {
             interval: self.recurrence_interval.unwrap_or(1),
             until: self.recurrence_until,
             count: self.recurrence_count,
+            month_day: self.recurrence_month_day,
         })
     }
 
@@ -54,6 +58,7 @@ impl TaskRecord {
         self.recurrence_interval = rule.map(|r| r.interval);
         self.recurrence_until = rule.and_then(|r| r.until);
         self.recurrence_count = rule.and_then(|r| r.count);
+        self.recurrence_month_day = rule.and_then(|r| r.month_day);
         // The first recurring occurrence starts its series.
         if rule.is_some() && self.series_id.is_none() {
             self.series_id = Some(self.id);
@@ -76,6 +81,7 @@ impl TaskRecord {
                 interval: rule.interval as u32,
                 until: rule.until.map(timestamps::to_proto),
                 count: rule.count.unwrap_or(0) as u32,
+                month_day: rule.month_day.unwrap_or(0) as u32,
             }),
             created_at: Some(timestamps::to_proto(self.created_at)),
             updated_at: Some(timestamps::to_proto(self.updated_at)),

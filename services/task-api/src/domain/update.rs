@@ -97,8 +97,14 @@ pub fn apply(
     if mask.contains(&"recurrence") {
         let rule = validation::recurrence("task.recurrence", patch.recurrence.as_ref(), task.due_at)?;
         task.set_recurrence(rule);
-    } else if task.recurrence_frequency.is_some() && task.due_at.is_none() {
-        return Err(invalid("task.due_at", "a recurring task needs due_at"));
+    } else if task.recurrence_frequency.is_some() {
+        let Some(due_at) = task.due_at else {
+            return Err(invalid("task.due_at", "a recurring task needs due_at"));
+        };
+        // A monthly series moved to another day now falls on that day.
+        if task.recurrence_month_day.is_some() && task.due_at != current.due_at {
+            task.recurrence_month_day = Some(chrono::Datelike::day(&due_at) as i16);
+        }
     }
 
     let changed_fields: Vec<&'static str> = UPDATABLE_FIELDS
@@ -146,6 +152,7 @@ mod tests {
             recurrence_interval: None,
             recurrence_until: None,
             recurrence_count: None,
+            recurrence_month_day: None,
             series_id: None,
             occurrence_number: 0,
             created_at: now,

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use prost_types::Timestamp;
 use todo_core::{
     proto::v1::{Frequency, Priority, Recurrence},
@@ -137,11 +137,21 @@ pub fn recurrence(
     if until.is_some_and(|until| until < due_at) {
         return Err(invalid(field, "until must not be before due_at"));
     }
+    let month_day = if frequency == Frequency::Monthly as i16 {
+        match value.month_day {
+            0 => Some(due_at.day() as i16),
+            day @ 1..=31 => Some(day as i16),
+            _ => return Err(invalid(field, "month_day must be between 1 and 31")),
+        }
+    } else {
+        None
+    };
     Ok(Some(RecurrenceRule {
         frequency,
         interval: value.interval.max(1) as i32,
         until,
         count: (value.count > 0).then_some(value.count as i32),
+        month_day,
     }))
 }
 

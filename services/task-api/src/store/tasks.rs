@@ -8,8 +8,8 @@ use super::page_token::{Cursor, Order};
 use crate::domain::task::TaskRecord;
 
 const COLUMNS: &str = "id, user_id, title, description, completed, priority, due_at, tags, \
-    recurrence_frequency, recurrence_interval, recurrence_until, recurrence_count, series_id, \
-    occurrence_number, created_at, updated_at, completed_at, version";
+    recurrence_frequency, recurrence_interval, recurrence_until, recurrence_count, recurrence_month_day, \
+    series_id, occurrence_number, created_at, updated_at, completed_at, version";
 
 /// ListTasks filters, already validated.
 #[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -28,8 +28,8 @@ pub async fn insert(conn: &mut PgConnection, task: &TaskRecord, request_id: Opti
     let result = sqlx::query(
         "INSERT INTO tasks (id, user_id, title, description, completed, priority, due_at, tags, \
          recurrence_frequency, recurrence_interval, recurrence_until, recurrence_count, series_id, \
-         occurrence_number, created_at, updated_at, completed_at, version, request_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+         occurrence_number, created_at, updated_at, completed_at, version, request_id, recurrence_month_day) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
          ON CONFLICT DO NOTHING",
     )
     .bind(task.id)
@@ -51,6 +51,7 @@ pub async fn insert(conn: &mut PgConnection, task: &TaskRecord, request_id: Opti
     .bind(task.completed_at)
     .bind(task.version)
     .bind(request_id)
+    .bind(task.recurrence_month_day)
     .execute(conn)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -97,7 +98,7 @@ pub async fn update(conn: &mut PgConnection, task: &TaskRecord) -> sqlx::Result<
         "UPDATE tasks SET title = $3, description = $4, completed = $5, priority = $6, due_at = $7, \
          tags = $8, recurrence_frequency = $9, recurrence_interval = $10, recurrence_until = $11, \
          recurrence_count = $12, series_id = $13, occurrence_number = $14, updated_at = $15, \
-         completed_at = $16, version = $17 WHERE id = $1 AND user_id = $2",
+         completed_at = $16, version = $17, recurrence_month_day = $18 WHERE id = $1 AND user_id = $2",
     )
     .bind(task.id)
     .bind(&task.user_id)
@@ -116,6 +117,7 @@ pub async fn update(conn: &mut PgConnection, task: &TaskRecord) -> sqlx::Result<
     .bind(task.updated_at)
     .bind(task.completed_at)
     .bind(task.version)
+    .bind(task.recurrence_month_day)
     .execute(conn)
     .await?;
     Ok(())

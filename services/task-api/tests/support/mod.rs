@@ -13,7 +13,7 @@ use todo_core::{
     dapr::runtime::{TopicEventRequest, app_callback_client::AppCallbackClient},
     proto::v1::{CreateTaskRequest, Task, TaskEvent, task_service_client::TaskServiceClient},
     shutdown::CancellationToken,
-    testing::{BulkApi, FakeSidecar, TestDatabase, tokens},
+    testing::{ApiLevel, FakeSidecar, TestDatabase, tokens},
 };
 use tonic::{
     Request, Status,
@@ -50,16 +50,16 @@ pub type Client = TaskServiceClient<InterceptedService<Channel, Bearer>>;
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        Self::spawn_with(BulkApi::Stable).await
+        Self::spawn_with(ApiLevel::Stable).await
     }
 
-    pub async fn spawn_with(bulk: BulkApi) -> Self {
+    pub async fn spawn_with(bulk: ApiLevel) -> Self {
         Self::spawn_on(TestDatabase::create().await, bulk).await
     }
 
     /// Another task-api process (a replica, or the same one restarted) on
     /// an existing database, with its own sidecar.
-    pub async fn spawn_on(database: TestDatabase, bulk: BulkApi) -> Self {
+    pub async fn spawn_on(database: TestDatabase, bulk: ApiLevel) -> Self {
         todo_core::telemetry::init_for_tests();
         let sidecar = FakeSidecar::start(bulk).await;
         let config = Config {

@@ -1,0 +1,117 @@
+//! The Dapr Jobs API: one-shot jobs that the sidecar's scheduler fires back
+//! into the app that scheduled them (`OnJobEvent`).
+//!
+//! The stable names (`ScheduleJob`, `DeleteJob`) are tried first; a runtime
+//! that answers UNIMPLEMENTED gets the `…Alpha1` names from then on.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use prost_types::Any;
+use tonic::{Code, Status};
+
+use super::{
+    publisher::SidecarClient,
+    runtime::{DeleteJobRequest, Job, ScheduleJobRequest},
+};
+
+/// Schedules and deletes jobs through the sidecar.
+#[derive(Debug, Clone)]
+pub struct Jobs {
+    sidecar: SidecarClient,
+    alpha1_only: Arc<AtomicBool>,
+}
+
+impl Jobs {
+    pub fn new(sidecar: SidecarClient) -> Self {
+        Self {
+            sidecar,
+            alpha1_only: Arc::default(),
+        }
+    }
+
+    /// Schedules (or, with the same name, replaces) a job that fires once at `due`.
+    pub async fn schedule_once(
+        &self,
+        name: &str,
+        due: DateTime<Utc>,
+        data: Any,
+        traceparent: Option<&str>,
+    ) -> Result<(), Status> {
+        let message = ScheduleJobRequest {
+            job: Some(Job {
+                name: name.to_owned(),
+                schedule: None,
+                repeats: None,
+                due_time: Some(due.to_rfc3339_opts(SecondsFormat::Millis, true)),
+                ttl: None,
+                data: Some(data),
+                failure_policy: None,
+            }),
+            overwrite: true,
+        };
+        let mut client = self.sidecar.client();
+        if !self.alpha1_only.load(Ordering::Relaxed) {
+            match client
+                .schedule_job(self.sidecar.request(message.clone(), traceparent))
+                .await
+            {
+                Err(status) if status.code() == Code::Unimplemented => self.fall_back(),
+                other => return other.map(|_| ()),
+            }
+        }
+        #[allow(deprecated)]
+        client
+            .schedule_job_alpha1(self.sidecar.request(message, traceparent))
+            .await
+            .map(|_| ())
+    }
+
+    /// Deletes a job; a job that does not exist (fired, or never scheduled)
+    /// counts as deleted.
+    pub async fn delete(&self, name: &str, traceparent: Option<&str>) -> Result<(), Status> {
+        let message = DeleteJobRequest { name: name.to_owned() };
+        let mut client = self.sidecar.client();
+        let result = if self.alpha1_only.load(Ordering::Relaxed) {
+            #[allow(deprecated)]
+            client
+                .delete_job_alpha1(self.sidecar.request(message, traceparent))
+                .await
+        } else {
+            match client
+                .delete_job(self.sidecar.request(message.clone(), traceparent))
+                .await
+            {
+                Err(status) if status.code() == Code::Unimplemented => {
+                    self.fall_back();
+                    #[allow(deprecated)]
+                    client
+                        .delete_job_alpha1(self.sidecar.request(message, traceparent))
+                        .await
+                }
+                other => other,
+            }
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(status) if status.code() == Code::NotFound || is_missing_job(&status) => Ok(()),
+            Err(status) => Err(status),
+        }
+    }
+
+    fn fall_back(&self) {
+        if !self.alpha1_only.swap(true, Ordering::Relaxed) {
+            tracing::info!("sidecar lacks the stable Jobs API; using the Alpha1 names");
+        }
+    }
+}
+
+/// daprd reports a missing job with an error message rather than NOT_FOUND
+/// in some versions.
+fn is_missing_job(status: &Status) -> bool {
+    let message = status.message().to_ascii_lowercase();
+    message.contains("not found") || message.contains("does not exist")
+}
