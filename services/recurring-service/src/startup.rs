@@ -1,15 +1,20 @@
 //! Building recurring-service from its configuration, and running it.
 
+use std::sync::Arc;
+
 use todo_core::{
+    dapr::{app, publisher::Publisher},
     server::{GrpcApp, base_routes},
     shutdown::CancellationToken,
 };
 
-use crate::config::Config;
+use crate::{config::Config, handler::Recurring};
 
 /// Why recurring-service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error(transparent)]
+    Publisher(#[from] todo_core::dapr::publisher::PublishError),
     #[error(transparent)]
     Server(#[from] todo_core::server::ServerError),
 }
@@ -21,7 +26,12 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let base = base_routes(&[], &[])?;
+        let handler = Recurring {
+            publisher: Publisher::connect_lazy(&config.dapr)?,
+            pubsub_name: config.dapr.pubsub_name.clone(),
+        };
+        let mut base = base_routes(&[], &[])?;
+        app::add_routes(&mut base.routes, Arc::new(handler), config.dapr.app_api_token.clone());
         Ok(Self {
             server: GrpcApp::bind(config.server.listen, base).await?,
         })
