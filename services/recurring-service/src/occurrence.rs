@@ -95,7 +95,7 @@ pub fn next_occurrence(
             priority: task.priority,
             due_at: Some(timestamps::to_proto(next_due)),
             tags: task.tags.clone(),
-            recurrence: Some(recurrence.clone()),
+            recurrence: Some(*recurrence),
             series_id: series_id.to_string(),
             occurrence_number: occurrence_number + 1,
             ..Task::default()
