@@ -46,7 +46,7 @@ impl Jobs {
                 name: name.to_owned(),
                 schedule: None,
                 repeats: None,
-                due_time: Some(due.to_rfc3339_opts(SecondsFormat::Millis, true)),
+                due_time: Some(due.to_rfc3339_opts(SecondsFormat::Micros, true)),
                 ttl: None,
                 data: Some(data),
                 failure_policy: None,

@@ -4,27 +4,20 @@
 use prost::Message;
 use recurring_service::{config::Config, startup::Application};
 use todo_core::{
-    config::{DaprConfig, ServerConfig},
+    config::ServerConfig,
     dapr::runtime::{
         TopicEventRequest, app_callback_client::AppCallbackClient, topic_event_response::TopicEventResponseStatus,
     },
     events::encode_json,
     proto::v1::{Frequency, Recurrence, Task, TaskEvent, TaskOccurrenceRequested},
-    shutdown::CancellationToken,
-    testing::{ApiLevel, FakeSidecar},
+    testing::{ApiLevel, FakeSidecar, RunningServer, dapr_config},
 };
 use tonic::{Code, Request, transport::Channel};
 
 struct TestApp {
     sidecar: FakeSidecar,
     callback: AppCallbackClient<Channel>,
-    stop: CancellationToken,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
+    _server: RunningServer,
 }
 
 async fn spawn(app_api_token: Option<&str>) -> TestApp {
@@ -33,26 +26,14 @@ async fn spawn(app_api_token: Option<&str>) -> TestApp {
         server: ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
         },
-        dapr: DaprConfig {
-            grpc_endpoint: sidecar.endpoint(),
-            api_token: None,
-            app_api_token: app_api_token.map(Into::into),
-            pubsub_name: "pubsub".into(),
-        },
+        dapr: dapr_config(&sidecar, app_api_token),
     };
     let app = Application::build(config).await.unwrap();
-    let addr = app.local_addr();
-    let stop = CancellationToken::new();
-    tokio::spawn(app.run_until_stopped(stop.clone()));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let server = RunningServer::spawn(app.local_addr(), |stop| app.run_until_stopped(stop));
     TestApp {
+        callback: AppCallbackClient::new(server.channel().await),
         sidecar,
-        callback: AppCallbackClient::new(channel),
-        stop,
+        _server: server,
     }
 }
 
@@ -85,16 +66,7 @@ fn completed_daily() -> TaskEvent {
 }
 
 fn delivery(event_type: &str, data: Vec<u8>, content_type: &str) -> TopicEventRequest {
-    TopicEventRequest {
-        id: uuid::Uuid::new_v4().to_string(),
-        r#type: event_type.into(),
-        data_content_type: content_type.into(),
-        data,
-        topic: "task-events".into(),
-        pubsub_name: "pubsub".into(),
-        spec_version: "1.0".into(),
-        ..Default::default()
-    }
+    todo_core::testing::delivery("task-events", event_type, data, content_type)
 }
 
 async fn status(app: &mut TestApp, request: TopicEventRequest) -> i32 {

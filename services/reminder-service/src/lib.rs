@@ -1,9 +1,16 @@
-//! reminder-service: schedules, moves and cancels due-date reminders with the
-//! Dapr Jobs API, and publishes `reminder.due_soon` to `reminders` when a job
-//! fires. No polling, no tables.
+//! reminder-service: keeps two Dapr jobs per open task with a future due
+//! date (24 h and 1 h before), moves them when the due date moves, deletes
+//! them when the task is completed or deleted, and publishes
+//! `reminder.due_soon` to `reminders` when one fires. No polling, no tables:
+//! the scheduler holds the state, and deterministic job names make every
+//! change an overwrite.
 //!
 //! - [`config`]: the environment it reads.
+//! - [`plan`]: which jobs a task event asks for (pure).
+//! - [`handler`]: task events in, jobs scheduled; jobs fired, reminders out.
 //! - [`startup`]: [`startup::Application`], built once and run until SIGTERM.
 
 pub mod config;
+pub mod handler;
+pub mod plan;
 pub mod startup;

@@ -1,15 +1,24 @@
 //! Building reminder-service from its configuration, and running it.
 
+use std::sync::Arc;
+
 use todo_core::{
+    dapr::{
+        app,
+        jobs::Jobs,
+        publisher::{Publisher, SidecarClient},
+    },
     server::{GrpcApp, base_routes},
     shutdown::CancellationToken,
 };
 
-use crate::config::Config;
+use crate::{config::Config, handler::Reminders};
 
 /// Why reminder-service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error(transparent)]
+    Sidecar(#[from] todo_core::dapr::publisher::PublishError),
     #[error(transparent)]
     Server(#[from] todo_core::server::ServerError),
 }
@@ -21,7 +30,14 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let base = base_routes(&[], &[])?;
+        let sidecar = SidecarClient::connect_lazy(&config.dapr)?;
+        let handler = Reminders {
+            jobs: Jobs::new(sidecar.clone()),
+            publisher: Publisher::new(sidecar, &config.dapr.pubsub_name),
+            pubsub_name: config.dapr.pubsub_name.clone(),
+        };
+        let mut base = base_routes(&[], &[])?;
+        app::add_routes(&mut base.routes, Arc::new(handler), config.dapr.app_api_token.clone());
         Ok(Self {
             server: GrpcApp::bind(config.server.listen, base).await?,
         })

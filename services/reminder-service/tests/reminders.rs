@@ -1,0 +1,229 @@
+//! reminder-service as daprd drives it: task events in (OnTopicEvent), jobs
+//! scheduled and deleted on a recording sidecar, fired jobs (OnJobEvent and
+//! its Alpha1 twin) published as reminders.
+
+use chrono::{DateTime, Duration, Utc};
+use prost::Message;
+use reminder_service::{config::Config, startup::Application};
+use todo_core::{
+    config::ServerConfig,
+    dapr::runtime::{
+        JobEventRequest, app_callback_alpha_client::AppCallbackAlphaClient, app_callback_client::AppCallbackClient,
+        topic_event_response::TopicEventResponseStatus,
+    },
+    events::encode_json,
+    proto::v1::{ReminderEvent, ReminderKind, Task, TaskEvent},
+    testing::{ApiLevel, FakeSidecar, RunningServer, dapr_config, delivery},
+    timestamps,
+};
+use tonic::transport::Channel;
+
+struct TestApp {
+    sidecar: FakeSidecar,
+    callback: AppCallbackClient<Channel>,
+    alpha: AppCallbackAlphaClient<Channel>,
+    _server: RunningServer,
+}
+
+async fn spawn(level: ApiLevel) -> TestApp {
+    let sidecar = FakeSidecar::start(level).await;
+    let config = Config {
+        server: ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+        },
+        dapr: dapr_config(&sidecar, None),
+    };
+    let app = Application::build(config).await.unwrap();
+    let server = RunningServer::spawn(app.local_addr(), |stop| app.run_until_stopped(stop));
+    let channel = server.channel().await;
+    TestApp {
+        callback: AppCallbackClient::new(channel.clone()),
+        alpha: AppCallbackAlphaClient::new(channel),
+        sidecar,
+        _server: server,
+    }
+}
+
+const TASK_ID: &str = "6a0f8f3e-4f7e-4b8a-9a51-1d2c3b4a5f60";
+
+fn task_event(event_type: &str, due: Option<DateTime<Utc>>, completed: bool) -> TaskEvent {
+    TaskEvent {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        event_type: event_type.into(),
+        user_id: "alice".into(),
+        task: Some(Task {
+            id: TASK_ID.into(),
+            user_id: "alice".into(),
+            title: "Pay rent".into(),
+            completed,
+            due_at: due.map(timestamps::to_proto),
+            ..Task::default()
+        }),
+        ..TaskEvent::default()
+    }
+}
+
+impl TestApp {
+    async fn deliver(&mut self, event: &TaskEvent) -> i32 {
+        self.callback
+            .on_topic_event(delivery(
+                "task-events",
+                &event.event_type,
+                event.encode_to_vec(),
+                "application/protobuf",
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+    }
+}
+
+fn job_name(suffix: &str) -> String {
+    format!("reminder-{TASK_ID}-{suffix}")
+}
+
+fn due_time(app: &TestApp, suffix: &str) -> Option<DateTime<Utc>> {
+    app.sidecar
+        .jobs()
+        .get(&job_name(suffix))
+        .map(|job| DateTime::parse_from_rfc3339(&job.due_time).unwrap().with_timezone(&Utc))
+}
+
+#[tokio::test]
+async fn jobs_follow_the_due_date_and_go_away_on_completion() {
+    let mut app = spawn(ApiLevel::Stable).await;
+    let due = timestamps::now() + Duration::hours(48);
+    let success = TopicEventResponseStatus::Success as i32;
+
+    assert_eq!(
+        app.deliver(&task_event("task.created", Some(due), false)).await,
+        success
+    );
+    assert_eq!(due_time(&app, "24h"), Some(due - Duration::hours(24)));
+    assert_eq!(due_time(&app, "1h"), Some(due - Duration::hours(1)));
+    assert!(app.sidecar.jobs().values().all(|job| job.method == "ScheduleJob"));
+
+    // Moved to five hours ahead: the 24 h reminder would be in the past.
+    let moved = timestamps::now() + Duration::hours(5);
+    assert_eq!(
+        app.deliver(&task_event("task.updated", Some(moved), false)).await,
+        success
+    );
+    assert_eq!(due_time(&app, "24h"), None);
+    assert_eq!(due_time(&app, "1h"), Some(moved - Duration::hours(1)));
+
+    // A duplicate delivery changes nothing.
+    assert_eq!(
+        app.deliver(&task_event("task.updated", Some(moved), false)).await,
+        success
+    );
+    assert_eq!(app.sidecar.jobs().len(), 1);
+
+    assert_eq!(
+        app.deliver(&task_event("task.completed", Some(moved), true)).await,
+        success
+    );
+    assert!(app.sidecar.jobs().is_empty());
+    // Reopened: the reminder comes back; deleted: gone again.
+    assert_eq!(
+        app.deliver(&task_event("task.updated", Some(moved), false)).await,
+        success
+    );
+    assert_eq!(app.sidecar.jobs().len(), 1);
+    assert_eq!(
+        app.deliver(&task_event("task.deleted", Some(moved), false)).await,
+        success
+    );
+    assert!(app.sidecar.jobs().is_empty());
+}
+
+#[tokio::test]
+async fn a_fired_job_publishes_one_reminder_identity_even_when_it_fires_twice() {
+    let mut app = spawn(ApiLevel::Stable).await;
+    let due = timestamps::now() + Duration::hours(30);
+    app.deliver(&task_event("task.created", Some(due), false)).await;
+    let job = app.sidecar.jobs().remove(&job_name("1h")).unwrap();
+    let fired = JobEventRequest {
+        name: job.name.clone(),
+        data: job.data.clone(),
+        method: format!("job/{}", job.name),
+        content_type: String::new(),
+        http_extension: None,
+    };
+    app.callback.on_job_event(fired.clone()).await.unwrap();
+    app.alpha.on_job_event_alpha1(fired).await.unwrap();
+
+    let published = app.sidecar.events();
+    assert_eq!(published.len(), 2);
+    assert_eq!(published[0].topic, "reminders");
+    assert_eq!(published[0].event_type, "reminder.due_soon");
+    assert_eq!(published[0].partition_key, "alice");
+    assert_eq!(
+        published[0].event_id, published[1].event_id,
+        "deterministic reminder id"
+    );
+    let reminder = ReminderEvent::decode(published[0].data.as_slice()).unwrap();
+    assert_eq!(reminder.kind, ReminderKind::ReminderKind1hBefore as i32);
+    assert_eq!(reminder.task_id, TASK_ID);
+    assert_eq!(reminder.title, "Pay rent");
+    assert_eq!(reminder.due_at, Some(timestamps::to_proto(due)));
+}
+
+#[tokio::test]
+async fn older_runtimes_get_the_alpha1_jobs_api() {
+    let mut app = spawn(ApiLevel::Alpha1Only).await;
+    let due = timestamps::now() + Duration::hours(48);
+    let status = app.deliver(&task_event("task.created", Some(due), false)).await;
+    assert_eq!(status, TopicEventResponseStatus::Success as i32);
+    let jobs = app.sidecar.jobs();
+    assert_eq!(jobs.len(), 2);
+    assert!(jobs.values().all(|job| job.method == "ScheduleJobAlpha1"));
+    app.deliver(&task_event("task.deleted", Some(due), false)).await;
+    assert!(app.sidecar.jobs().is_empty());
+}
+
+#[tokio::test]
+async fn poison_is_dropped_outages_retried_and_json_accepted() {
+    let mut app = spawn(ApiLevel::Stable).await;
+    let due = timestamps::now() + Duration::hours(48);
+    let drop = TopicEventResponseStatus::Drop as i32;
+    let garbage = delivery("task-events", "task.created", vec![0xde, 0xad], "application/protobuf");
+    assert_eq!(
+        app.callback.on_topic_event(garbage).await.unwrap().into_inner().status,
+        drop
+    );
+    let mut no_task = task_event("task.created", Some(due), false);
+    no_task.task = None;
+    assert_eq!(app.deliver(&no_task).await, drop);
+
+    let json = delivery(
+        "task-events",
+        "task.created",
+        encode_json(&task_event("task.created", Some(due), false)),
+        "application/json",
+    );
+    let status = app.callback.on_topic_event(json).await.unwrap().into_inner().status;
+    assert_eq!(status, TopicEventResponseStatus::Success as i32);
+    assert_eq!(app.sidecar.jobs().len(), 2);
+
+    app.sidecar.set_available(false);
+    assert_eq!(
+        app.deliver(&task_event("task.updated", Some(due), false)).await,
+        TopicEventResponseStatus::Retry as i32
+    );
+    // A job that fires while the sidecar is down fails, so the scheduler retries it.
+    let job = app.sidecar.jobs().remove(&job_name("24h")).unwrap();
+    let fired = JobEventRequest {
+        name: job.name,
+        data: job.data,
+        ..Default::default()
+    };
+    assert!(app.callback.on_job_event(fired).await.is_err());
+    // A job without usable data is acknowledged, not retried forever.
+    let empty = JobEventRequest {
+        name: "reminder-bogus".into(),
+        ..Default::default()
+    };
+    assert!(app.callback.on_job_event(empty).await.is_ok());
+}
