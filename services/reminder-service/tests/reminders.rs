@@ -152,6 +152,8 @@ async fn a_fired_job_publishes_one_reminder_identity_even_when_it_fires_twice() 
         http_extension: None,
     };
     app.callback.on_job_event(fired.clone()).await.unwrap();
+    // Older runtimes call the Alpha1 name; it must behave the same.
+    #[allow(deprecated)]
     app.alpha.on_job_event_alpha1(fired).await.unwrap();
 
     let published = app.sidecar.events();
