@@ -16,6 +16,7 @@
 //!   configured.
 //! - [`config`]: typed configuration read from the environment, validated once.
 //! - [`db`]: PostgreSQL pool options and embedded-migration runner.
+//! - [`pagination`]: page sizes and opaque page tokens for list RPCs.
 //! - [`server`]: what every gRPC server shares: health, reflection, shutdown.
 //! - [`shutdown`]: the signal (SIGTERM / Ctrl-C) every task listens to.
 //! - `testing` (feature `testing`): throw-away PostgreSQL and service process
@@ -26,6 +27,7 @@ pub mod config;
 pub mod dapr;
 pub mod db;
 pub mod events;
+pub mod pagination;
 pub mod proto;
 pub mod server;
 pub mod shutdown;

@@ -165,11 +165,8 @@ pub fn task_id(field: &'static str, value: &str) -> Result<uuid::Uuid, Validatio
 
 /// Page size: 0 means the default; otherwise 1 to [`MAX_PAGE_SIZE`].
 pub fn page_size(value: i32) -> Result<i64, ValidationError> {
-    match value {
-        0 => Ok(i64::from(DEFAULT_PAGE_SIZE)),
-        1..=MAX_PAGE_SIZE => Ok(i64::from(value)),
-        _ => Err(invalid("page_size", format!("must be between 1 and {MAX_PAGE_SIZE}"))),
-    }
+    todo_core::pagination::page_size(value, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        .map_err(|_| invalid("page_size", format!("must be between 1 and {MAX_PAGE_SIZE}")))
 }
 
 pub fn query(value: &str) -> Result<Option<String>, ValidationError> {
