@@ -1,13 +1,23 @@
 //! Building notification-service from its configuration, and running it.
 
+use std::sync::Arc;
+
 use sqlx::PgPool;
 use todo_core::{
+    auth::AuthInterceptor,
+    dapr::app,
     db,
+    proto::v1::notification_service_server::NotificationServiceServer,
     server::{GrpcApp, base_routes},
     shutdown::CancellationToken,
 };
 
-use crate::config::Config;
+use crate::{
+    api::NotificationApi,
+    channel::{Channel, LogChannel, WebhookChannel},
+    config::Config,
+    handler::Notifier,
+};
 
 /// The PostgreSQL schema this service owns.
 pub const SCHEMA: &str = "notifications";
@@ -22,6 +32,8 @@ pub enum StartupError {
     Database(#[from] todo_core::db::DbError),
     #[error(transparent)]
     Auth(#[from] todo_core::auth::AuthError),
+    #[error("NOTIFY_WEBHOOK_URL: {0}")]
+    Webhook(String),
     #[error(transparent)]
     Server(#[from] todo_core::server::ServerError),
 }
@@ -35,8 +47,22 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let pool = db::connect_and_migrate(&config.database, SCHEMA, &MIGRATIONS).await?;
-        let _verifier = todo_core::auth::start(&config.auth).await?;
-        let base = base_routes(&[], &[])?;
+        let verifier = todo_core::auth::start(&config.auth).await?;
+        let channel: Arc<dyn Channel> = match &config.webhook {
+            Some(webhook) => Arc::new(WebhookChannel::new(webhook).map_err(StartupError::Webhook)?),
+            None => Arc::new(LogChannel),
+        };
+        let mut base = base_routes(&["todo.v1.NotificationService"], &[])?;
+        base.routes.add_service(NotificationServiceServer::with_interceptor(
+            NotificationApi { pool: pool.clone() },
+            AuthInterceptor::new(verifier),
+        ));
+        let notifier = Notifier {
+            pool: pool.clone(),
+            channel,
+            pubsub_name: config.dapr.pubsub_name.clone(),
+        };
+        app::add_routes(&mut base.routes, Arc::new(notifier), config.dapr.app_api_token.clone());
         Ok(Self {
             server: GrpcApp::bind(config.server.listen, base).await?,
             pool,

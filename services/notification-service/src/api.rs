@@ -1,0 +1,74 @@
+//! `todo.v1.NotificationService`.
+
+use sqlx::PgPool;
+use todo_core::{
+    auth::UserId,
+    pagination,
+    proto::v1::{
+        ListNotificationsRequest, ListNotificationsResponse, notification_service_server::NotificationService,
+    },
+};
+use tonic::{Request, Response, Status};
+
+use crate::store::{self, Cursor};
+
+pub const DEFAULT_PAGE_SIZE: i32 = 50;
+pub const MAX_PAGE_SIZE: i32 = 500;
+
+pub struct NotificationApi {
+    pub pool: PgPool,
+}
+
+#[tonic::async_trait]
+impl NotificationService for NotificationApi {
+    async fn list_notifications(
+        &self,
+        request: Request<ListNotificationsRequest>,
+    ) -> Result<Response<ListNotificationsResponse>, Status> {
+        let user = UserId::of(&request)?.as_str().to_owned();
+        let message = request.into_inner();
+        let page_size = pagination::page_size(message.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+            .map_err(Status::invalid_argument)?;
+        let task_id = Some(message.task_id.trim().to_owned()).filter(|id| !id.is_empty());
+        if task_id.as_ref().is_some_and(|id| id.len() > 64) {
+            return Err(Status::invalid_argument("task_id: at most 64 characters"));
+        }
+        let cursor = match message.page_token.as_str() {
+            "" => None,
+            token => {
+                let cursor: Cursor =
+                    pagination::decode(token).map_err(|err| Status::invalid_argument(err.to_string()))?;
+                if cursor.task_id != task_id {
+                    return Err(Status::invalid_argument(
+                        "page_token: was issued for a different task_id",
+                    ));
+                }
+                Some(cursor)
+            }
+        };
+        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
+        let mut rows = store::list(&mut conn, &user, task_id.as_deref(), cursor.as_ref(), page_size + 1)
+            .await
+            .map_err(unavailable)?;
+        let next_page_token = if rows.len() as i64 > page_size {
+            rows.truncate(page_size as usize);
+            let last = rows.last().expect("page_size is at least 1");
+            pagination::encode(&Cursor {
+                created_at: last.created_at,
+                id: last.id,
+                task_id: task_id.clone(),
+            })
+        } else {
+            String::new()
+        };
+        Ok(Response::new(ListNotificationsResponse {
+            notifications: rows.iter().map(|row| row.to_proto()).collect(),
+            next_page_token,
+        }))
+    }
+}
+
+fn unavailable(err: sqlx::Error) -> Status {
+    tracing::warn!(error = %err, "database error");
+    Status::unavailable("database unavailable, try again")
+}
