@@ -7,7 +7,7 @@
 //! - [`channel`]: where notifications go: a structured log line, or a webhook.
 //! - [`store`]: SQL for `notifications`.
 //! - [`handler`]: what it does with each delivered reminder.
-//! - [`api`]: ListNotifications.
+//! - [`api`]: the ListNotifications RPC.
 //! - [`startup`]: [`startup::Application`], built once and run until SIGTERM.
 
 pub mod api;
