@@ -1,13 +1,18 @@
 //! Building audit-service from its configuration, and running it.
 
+use std::sync::Arc;
+
 use sqlx::PgPool;
 use todo_core::{
+    auth::AuthInterceptor,
+    dapr::app,
     db,
+    proto::v1::audit_service_server::AuditServiceServer,
     server::{GrpcApp, base_routes},
     shutdown::CancellationToken,
 };
 
-use crate::config::Config;
+use crate::{api::AuditApi, config::Config, handler::Auditor};
 
 /// The PostgreSQL schema this service owns.
 pub const SCHEMA: &str = "audit";
@@ -35,8 +40,17 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let pool = db::connect_and_migrate(&config.database, SCHEMA, &MIGRATIONS).await?;
-        let _verifier = todo_core::auth::start(&config.auth).await?;
-        let base = base_routes(&[], &[])?;
+        let verifier = todo_core::auth::start(&config.auth).await?;
+        let mut base = base_routes(&["todo.v1.AuditService"], &[])?;
+        base.routes.add_service(AuditServiceServer::with_interceptor(
+            AuditApi { pool: pool.clone() },
+            AuthInterceptor::new(verifier),
+        ));
+        let auditor = Auditor {
+            pool: pool.clone(),
+            pubsub_name: config.dapr.pubsub_name.clone(),
+        };
+        app::add_routes(&mut base.routes, Arc::new(auditor), config.dapr.app_api_token.clone());
         Ok(Self {
             server: GrpcApp::bind(config.server.listen, base).await?,
             pool,

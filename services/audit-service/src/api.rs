@@ -1,0 +1,132 @@
+//! `todo.v1.AuditService`.
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use todo_core::{
+    auth::UserId,
+    pagination,
+    proto::v1::{
+        ListAuditRecordsRequest, ListAuditRecordsResponse, VerifyAuditChainRequest, VerifyAuditChainResponse,
+        audit_service_server::AuditService,
+    },
+    timestamps,
+};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    chain::Verifier,
+    store::{self, Filter},
+};
+
+pub const DEFAULT_PAGE_SIZE: i32 = 100;
+pub const MAX_PAGE_SIZE: i32 = 500;
+/// Records read per query while verifying.
+const VERIFY_BATCH: i64 = 1000;
+
+pub struct AuditApi {
+    pub pool: PgPool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Cursor {
+    after: i64,
+    filter: Filter,
+}
+
+fn filter(request: &ListAuditRecordsRequest) -> Result<Filter, Status> {
+    let task_id = Some(request.task_id.trim().to_owned()).filter(|id| !id.is_empty());
+    if task_id.as_ref().is_some_and(|id| id.len() > 64) {
+        return Err(Status::invalid_argument("task_id: at most 64 characters"));
+    }
+    let time = |field: &'static str, value: Option<&prost_types::Timestamp>| {
+        value
+            .map(timestamps::from_proto)
+            .transpose()
+            .map_err(|err| Status::invalid_argument(format!("{field}: {err}")))
+    };
+    Ok(Filter {
+        task_id,
+        occurred_after: time("occurred_after", request.occurred_after.as_ref())?,
+        occurred_before: time("occurred_before", request.occurred_before.as_ref())?,
+    })
+}
+
+#[tonic::async_trait]
+impl AuditService for AuditApi {
+    async fn list_audit_records(
+        &self,
+        request: Request<ListAuditRecordsRequest>,
+    ) -> Result<Response<ListAuditRecordsResponse>, Status> {
+        let user = UserId::of(&request)?.as_str().to_owned();
+        let message = request.into_inner();
+        let page_size = pagination::page_size(message.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+            .map_err(Status::invalid_argument)?;
+        let filter = filter(&message)?;
+        let after = match message.page_token.as_str() {
+            "" => 0,
+            token => {
+                let cursor: Cursor =
+                    pagination::decode(token).map_err(|err| Status::invalid_argument(err.to_string()))?;
+                if cursor.filter != filter {
+                    return Err(Status::invalid_argument("page_token: was issued for different filters"));
+                }
+                cursor.after
+            }
+        };
+        let mut rows = store::list(&self.pool, &user, &filter, after, page_size + 1)
+            .await
+            .map_err(unavailable)?;
+        let next_page_token = if rows.len() as i64 > page_size {
+            rows.truncate(page_size as usize);
+            pagination::encode(&Cursor {
+                after: rows.last().expect("page_size is at least 1").sequence,
+                filter,
+            })
+        } else {
+            String::new()
+        };
+        Ok(Response::new(ListAuditRecordsResponse {
+            records: rows.iter().map(|row| row.to_proto()).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn verify_audit_chain(
+        &self,
+        request: Request<VerifyAuditChainRequest>,
+    ) -> Result<Response<VerifyAuditChainResponse>, Status> {
+        let user = UserId::of(&request)?.as_str().to_owned();
+        let mut verifier = Verifier::default();
+        let mut after = 0;
+        loop {
+            let rows = store::list(&self.pool, &user, &Filter::default(), after, VERIFY_BATCH)
+                .await
+                .map_err(unavailable)?;
+            for row in &rows {
+                if let Err(broken) = verifier.check(&row.fields(), &row.previous_hash, &row.hash) {
+                    return Ok(Response::new(VerifyAuditChainResponse {
+                        valid: false,
+                        records_checked: verifier.checked,
+                        first_invalid_sequence: broken.sequence,
+                        reason: broken.reason,
+                    }));
+                }
+            }
+            match rows.last() {
+                Some(last) if rows.len() as i64 == VERIFY_BATCH => after = last.sequence,
+                _ => break,
+            }
+        }
+        Ok(Response::new(VerifyAuditChainResponse {
+            valid: true,
+            records_checked: verifier.checked,
+            first_invalid_sequence: 0,
+            reason: String::new(),
+        }))
+    }
+}
+
+fn unavailable(err: sqlx::Error) -> Status {
+    tracing::warn!(error = %err, "database error");
+    Status::unavailable("database unavailable, try again")
+}

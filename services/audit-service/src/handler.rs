@@ -1,0 +1,126 @@
+//! What audit-service does with each delivered event.
+
+use prost::Message;
+use sqlx::PgPool;
+use todo_core::{
+    dapr::{
+        app::{DeliveredEvent, EventHandler},
+        callback::{Outcome, subscription},
+        runtime::TopicSubscription,
+    },
+    events::{self, ContentType, topics},
+    proto::v1::{TaskEvent, TaskOccurrenceRequested},
+    timestamps,
+};
+use uuid::Uuid;
+
+use crate::store::{self, NewRecord};
+
+const AUDIT_ROUTE: &str = "/audit";
+
+pub struct Auditor {
+    pub pool: PgPool,
+    pub pubsub_name: String,
+}
+
+/// An event that cannot be recorded: poison.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidEvent {
+    #[error(transparent)]
+    Decode(#[from] events::DecodeError),
+    #[error("invalid {0}")]
+    Field(&'static str),
+}
+
+/// The record an event becomes. The payload is the event's canonical
+/// protobuf encoding, whichever encoding it arrived in.
+pub fn record_for(event: &DeliveredEvent) -> Result<Option<NewRecord>, InvalidEvent> {
+    let content_type = ContentType::detect(&event.content_type, &event.data)?;
+    let (event_id, event_type, user_id, task_id, occurred_at, payload) = match event.topic.as_str() {
+        topics::TASK_EVENTS => {
+            let decoded: TaskEvent = events::decode(content_type, &event.data)?;
+            let task_id = decoded.task.as_ref().map(|task| task.id.clone()).unwrap_or_default();
+            let payload = decoded.encode_to_vec();
+            (
+                decoded.event_id,
+                decoded.event_type,
+                decoded.user_id,
+                task_id,
+                decoded.occurred_at,
+                payload,
+            )
+        }
+        topics::TASK_COMMANDS => {
+            let decoded: TaskOccurrenceRequested = events::decode(content_type, &event.data)?;
+            let payload = decoded.encode_to_vec();
+            (
+                decoded.event_id,
+                decoded.event_type,
+                decoded.user_id,
+                decoded.task_id,
+                decoded.occurred_at,
+                payload,
+            )
+        }
+        _ => return Ok(None),
+    };
+    let event_id = Uuid::parse_str(&event_id).map_err(|_| InvalidEvent::Field("event_id"))?;
+    if user_id.trim().is_empty() || user_id.len() > 255 {
+        return Err(InvalidEvent::Field("user_id"));
+    }
+    if task_id.is_empty() || task_id.len() > 64 {
+        return Err(InvalidEvent::Field("task_id"));
+    }
+    let event_type = if event_type.is_empty() {
+        event.event_type.clone()
+    } else {
+        event_type
+    };
+    if event_type.is_empty() || event_type.len() > 100 {
+        return Err(InvalidEvent::Field("event_type"));
+    }
+    let occurred_at = match occurred_at {
+        Some(ts) => timestamps::from_proto(&ts).map_err(|_| InvalidEvent::Field("occurred_at"))?,
+        None => timestamps::now(),
+    };
+    Ok(Some(NewRecord {
+        event_id,
+        event_type,
+        task_id,
+        user_id,
+        occurred_at,
+        payload,
+    }))
+}
+
+#[tonic::async_trait]
+impl EventHandler for Auditor {
+    fn subscriptions(&self) -> Vec<TopicSubscription> {
+        [topics::TASK_EVENTS, topics::TASK_COMMANDS]
+            .into_iter()
+            .map(|topic| subscription(&self.pubsub_name, topic, &[], AUDIT_ROUTE))
+            .collect()
+    }
+
+    async fn on_event(&self, event: DeliveredEvent) -> Outcome {
+        let record = match record_for(&event) {
+            Ok(Some(record)) => record,
+            Ok(None) => return Outcome::Success,
+            Err(err) => {
+                tracing::warn!(event_id = %event.id, topic = %event.topic, error = %err, "event dropped");
+                return Outcome::Drop;
+            }
+        };
+        match store::append(&self.pool, &record).await {
+            Ok(true) => {
+                tracing::debug!(event_id = %record.event_id, "audit record appended");
+                Outcome::Success
+            }
+            Ok(false) => Outcome::Success,
+            Err(err) => {
+                tracing::warn!(event_id = %record.event_id, error = %err, "appending failed; will retry");
+                Outcome::Retry
+            }
+        }
+    }
+}

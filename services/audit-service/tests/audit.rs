@@ -1,0 +1,394 @@
+//! audit-service as daprd and users drive it: every event appended once to
+//! its user's chain, listed with filters and pages, and a tampered chain
+//! detected.
+
+use std::time::Duration;
+
+use audit_service::{config::Config, startup::Application};
+use prost::Message;
+use prost_types::Timestamp;
+use secrecy::SecretString;
+use sqlx::Connection;
+use todo_core::{
+    config::{AuthConfig, DatabaseConfig, ServerConfig},
+    dapr::runtime::{app_callback_client::AppCallbackClient, topic_event_response::TopicEventResponseStatus},
+    events::encode_json,
+    proto::v1::{
+        AuditRecord, ListAuditRecordsRequest, Task, TaskEvent, TaskOccurrenceRequested, VerifyAuditChainRequest,
+        VerifyAuditChainResponse, audit_service_client::AuditServiceClient,
+    },
+    testing::{ApiLevel, FakeSidecar, RunningServer, TestDatabase, dapr_config, delivery, tokens},
+};
+use tonic::{Code, Request, transport::Channel};
+
+const SECRET: &str = "audit-test-secret";
+const SUCCESS: i32 = TopicEventResponseStatus::Success as i32;
+
+struct TestApp {
+    callback: AppCallbackClient<Channel>,
+    channel: Channel,
+    database: TestDatabase,
+    _server: RunningServer,
+    _sidecar: FakeSidecar,
+}
+
+async fn spawn() -> TestApp {
+    let database = TestDatabase::create().await;
+    let sidecar = FakeSidecar::start(ApiLevel::Stable).await;
+    let config = Config {
+        server: ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+        },
+        dapr: dapr_config(&sidecar, None),
+        database: DatabaseConfig {
+            url: SecretString::from(database.url.clone()),
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+        },
+        auth: AuthConfig {
+            jwt_secret: Some(SECRET.into()),
+            jwks_file: None,
+            jwks_url: None,
+            jwks_refresh: Duration::from_secs(300),
+            issuer: None,
+            audience: None,
+            leeway_secs: 0,
+        },
+    };
+    let app = Application::build(config).await.unwrap();
+    let server = RunningServer::spawn(app.local_addr(), |stop| app.run_until_stopped(stop));
+    let channel = server.channel().await;
+    TestApp {
+        callback: AppCallbackClient::new(channel.clone()),
+        channel,
+        database,
+        _server: server,
+        _sidecar: sidecar,
+    }
+}
+
+fn task_event(user: &str, task_id: &str, event_type: &str, at: i64) -> TaskEvent {
+    TaskEvent {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        event_type: event_type.into(),
+        occurred_at: Some(Timestamp { seconds: at, nanos: 0 }),
+        user_id: user.into(),
+        task: Some(Task {
+            id: task_id.into(),
+            user_id: user.into(),
+            title: "audited".into(),
+            ..Task::default()
+        }),
+        ..TaskEvent::default()
+    }
+}
+
+fn authed<T>(user: &str, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    let token = tokens::hs256(SECRET, user, 60);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+impl TestApp {
+    async fn deliver(&mut self, topic: &str, event_type: &str, data: Vec<u8>, content_type: &str) -> i32 {
+        self.callback
+            .on_topic_event(delivery(topic, event_type, data, content_type))
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+    }
+
+    async fn deliver_task_event(&mut self, event: &TaskEvent) -> i32 {
+        self.deliver(
+            "task-events",
+            &event.event_type,
+            event.encode_to_vec(),
+            "application/protobuf",
+        )
+        .await
+    }
+
+    fn client(&self) -> AuditServiceClient<Channel> {
+        AuditServiceClient::new(self.channel.clone())
+    }
+
+    async fn records(&self, user: &str, request: ListAuditRecordsRequest) -> (Vec<AuditRecord>, String) {
+        let response = self
+            .client()
+            .list_audit_records(authed(user, request))
+            .await
+            .unwrap()
+            .into_inner();
+        (response.records, response.next_page_token)
+    }
+
+    async fn verify(&self, user: &str) -> VerifyAuditChainResponse {
+        self.client()
+            .verify_audit_chain(authed(user, VerifyAuditChainRequest {}))
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    async fn superuser_sql(&self, sql: &str) {
+        let mut conn = sqlx::PgConnection::connect(&self.database.url).await.unwrap();
+        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn every_event_is_recorded_once_in_order_and_the_chain_verifies() {
+    let mut app = spawn().await;
+    let task = uuid::Uuid::new_v4().to_string();
+    let created = task_event("alice", &task, "task.created", 1_800_000_000);
+    let updated = task_event("alice", &task, "task.updated", 1_800_000_100);
+    let completed = task_event("alice", &task, "task.completed", 1_800_000_200);
+    assert_eq!(app.deliver_task_event(&created).await, SUCCESS);
+    assert_eq!(
+        app.deliver_task_event(&created).await,
+        SUCCESS,
+        "duplicate acknowledged"
+    );
+    assert_eq!(
+        app.deliver("task-events", "task.updated", encode_json(&updated), "application/json")
+            .await,
+        SUCCESS
+    );
+    assert_eq!(app.deliver_task_event(&completed).await, SUCCESS);
+    let command = TaskOccurrenceRequested {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        event_type: "task.occurrence.requested".into(),
+        user_id: "alice".into(),
+        series_id: task.clone(),
+        task_id: uuid::Uuid::new_v4().to_string(),
+        ..Default::default()
+    };
+    assert_eq!(
+        app.deliver(
+            "task-commands",
+            "task.occurrence.requested",
+            command.encode_to_vec(),
+            "application/protobuf"
+        )
+        .await,
+        SUCCESS
+    );
+    assert_eq!(
+        app.deliver_task_event(&task_event("bob", &task, "task.created", 1_800_000_000))
+            .await,
+        SUCCESS
+    );
+
+    let (records, next) = app.records("alice", ListAuditRecordsRequest::default()).await;
+    assert!(next.is_empty());
+    let summary: Vec<_> = records.iter().map(|r| (r.sequence, r.event_type.as_str())).collect();
+    assert_eq!(
+        summary,
+        [
+            (1, "task.created"),
+            (2, "task.updated"),
+            (3, "task.completed"),
+            (4, "task.occurrence.requested")
+        ]
+    );
+    assert_eq!(records[0].previous_hash, vec![0u8; 32]);
+    assert_eq!(records[1].previous_hash, records[0].hash);
+    // The JSON-delivered event is stored in its protobuf encoding.
+    assert_eq!(TaskEvent::decode(records[1].payload.as_slice()).unwrap(), updated);
+
+    let verdict = app.verify("alice").await;
+    assert!(verdict.valid, "{verdict:?}");
+    assert_eq!(verdict.records_checked, 4);
+    let (bobs, _) = app.records("bob", ListAuditRecordsRequest::default()).await;
+    assert_eq!(bobs.len(), 1);
+    assert_eq!(bobs[0].sequence, 1, "each user has their own chain");
+}
+
+#[tokio::test]
+async fn listing_filters_by_task_and_time_and_pages() {
+    let mut app = spawn().await;
+    let (a, b) = (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string());
+    for n in 0..6 {
+        let task = if n % 2 == 0 { &a } else { &b };
+        app.deliver_task_event(&task_event("alice", task, "task.updated", 1_800_000_000 + n * 60))
+            .await;
+    }
+    let (only_a, _) = app
+        .records(
+            "alice",
+            ListAuditRecordsRequest {
+                task_id: a.clone(),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert_eq!(only_a.iter().map(|r| r.sequence).collect::<Vec<_>>(), [1, 3, 5]);
+    let (window, _) = app
+        .records(
+            "alice",
+            ListAuditRecordsRequest {
+                occurred_after: Some(Timestamp {
+                    seconds: 1_800_000_060,
+                    nanos: 0,
+                }),
+                occurred_before: Some(Timestamp {
+                    seconds: 1_800_000_180,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert_eq!(window.iter().map(|r| r.sequence).collect::<Vec<_>>(), [2, 3]);
+
+    let (first, token) = app
+        .records(
+            "alice",
+            ListAuditRecordsRequest {
+                page_size: 4,
+                ..Default::default()
+            },
+        )
+        .await;
+    let (rest, end) = app
+        .records(
+            "alice",
+            ListAuditRecordsRequest {
+                page_size: 4,
+                page_token: token.clone(),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(end.is_empty());
+    let all: Vec<_> = first.iter().chain(&rest).map(|r| r.sequence).collect();
+    assert_eq!(all, [1, 2, 3, 4, 5, 6]);
+    let wrong = app
+        .client()
+        .list_audit_records(authed(
+            "alice",
+            ListAuditRecordsRequest {
+                page_size: 4,
+                page_token: token,
+                task_id: a,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::InvalidArgument);
+    let anonymous = app
+        .client()
+        .list_audit_records(ListAuditRecordsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn the_database_refuses_to_change_or_remove_records() {
+    let mut app = spawn().await;
+    let task = uuid::Uuid::new_v4().to_string();
+    app.deliver_task_event(&task_event("alice", &task, "task.created", 1_800_000_000))
+        .await;
+    let mut conn = sqlx::PgConnection::connect(&app.database.url).await.unwrap();
+    for sql in [
+        "UPDATE audit.audit_records SET event_type = 'forged'",
+        "DELETE FROM audit.audit_records",
+        "TRUNCATE audit.audit_records",
+    ] {
+        let err = sqlx::query(sql).execute(&mut conn).await.unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn verification_finds_a_changed_or_removed_record() {
+    let mut app = spawn().await;
+    let task = uuid::Uuid::new_v4().to_string();
+    for n in 0..4 {
+        app.deliver_task_event(&task_event("alice", &task, "task.updated", 1_800_000_000 + n))
+            .await;
+    }
+    // Someone with superuser rights edits history behind the service's back.
+    app.superuser_sql(
+        "ALTER TABLE audit.audit_records DISABLE TRIGGER USER; \
+         UPDATE audit.audit_records SET payload = '\\x00' WHERE sequence = 3; \
+         ALTER TABLE audit.audit_records ENABLE TRIGGER USER;",
+    )
+    .await;
+    let verdict = app.verify("alice").await;
+    assert!(!verdict.valid);
+    assert_eq!(verdict.first_invalid_sequence, 3);
+    assert!(verdict.reason.contains("changed"), "{}", verdict.reason);
+
+    app.superuser_sql(
+        "ALTER TABLE audit.audit_records DISABLE TRIGGER USER; \
+         DELETE FROM audit.audit_records WHERE sequence = 2; \
+         ALTER TABLE audit.audit_records ENABLE TRIGGER USER;",
+    )
+    .await;
+    let verdict = app.verify("alice").await;
+    assert!(!verdict.valid);
+    assert_eq!(verdict.first_invalid_sequence, 2);
+    assert!(verdict.reason.contains("missing"), "{}", verdict.reason);
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_for_one_user_keep_one_unbroken_chain() {
+    let app = spawn().await;
+    let task = uuid::Uuid::new_v4().to_string();
+    let mut handles = Vec::new();
+    for n in 0..24 {
+        let mut callback = app.callback.clone();
+        let event = task_event("alice", &task, "task.updated", 1_800_000_000 + n);
+        handles.push(tokio::spawn(async move {
+            callback
+                .on_topic_event(delivery(
+                    "task-events",
+                    "task.updated",
+                    event.encode_to_vec(),
+                    "application/protobuf",
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .status
+        }));
+    }
+    for handle in handles {
+        assert_eq!(handle.await.unwrap(), SUCCESS);
+    }
+    let verdict = app.verify("alice").await;
+    assert!(verdict.valid, "{verdict:?}");
+    assert_eq!(verdict.records_checked, 24);
+}
+
+#[tokio::test]
+async fn poison_is_dropped() {
+    let mut app = spawn().await;
+    let drop = TopicEventResponseStatus::Drop as i32;
+    assert_eq!(
+        app.deliver("task-events", "task.created", vec![0xff, 0x01], "application/protobuf")
+            .await,
+        drop
+    );
+    let mut bad_id = task_event("alice", "t", "task.created", 1);
+    bad_id.event_id = "nope".into();
+    assert_eq!(app.deliver_task_event(&bad_id).await, drop);
+    let mut no_task = task_event("alice", "t", "task.created", 1);
+    no_task.task = None;
+    assert_eq!(app.deliver_task_event(&no_task).await, drop);
+    assert_eq!(
+        app.deliver("somewhere-else", "x", vec![1], "application/protobuf")
+            .await,
+        SUCCESS,
+        "topics it does not audit are acknowledged"
+    );
+    let (records, _) = app.records("alice", ListAuditRecordsRequest::default()).await;
+    assert!(records.is_empty());
+}
