@@ -34,17 +34,17 @@ pub struct BaseRoutes {
 }
 
 /// Health plus reflection that lists `served` (the server's own services,
-/// e.g. `todo.v1.TaskService`) and health. Our protos are always in the
-/// descriptor pool; `extra_descriptor_sets` adds others (the Dapr API).
-pub fn base_routes(served: &[&str], extra_descriptor_sets: &[&[u8]]) -> Result<BaseRoutes, ServerError> {
+/// e.g. `todo.v1.TaskService` or `dapr.proto.runtime.v1.AppCallback`) and
+/// health. Our protos and the Dapr protos are in the descriptor pool.
+pub fn base_routes(served: &[&str]) -> Result<BaseRoutes, ServerError> {
     let (health, health_service) = tonic_health::server::health_reporter();
     let configure = || {
         let mut builder = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .with_service_name(HEALTH_SERVICE);
-        for set in extra_descriptor_sets {
-            builder = builder.register_encoded_file_descriptor_set(set);
+        if !crate::proto::DAPR_FILE_DESCRIPTOR_SET.is_empty() {
+            builder = builder.register_encoded_file_descriptor_set(crate::proto::DAPR_FILE_DESCRIPTOR_SET);
         }
         for name in served {
             builder = builder.with_service_name(*name);

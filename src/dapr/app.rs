@@ -22,6 +22,12 @@ use super::{
 };
 use crate::dapr::callback::Outcome;
 
+/// Full names of the callback services [`add_routes`] serves, for reflection.
+pub const SERVICE_NAMES: [&str; 2] = [
+    "dapr.proto.runtime.v1.AppCallback",
+    "dapr.proto.runtime.v1.AppCallbackAlpha",
+];
+
 /// One delivered event, whether it came alone or in a bulk delivery.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveredEvent {

@@ -41,7 +41,7 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let pool = db::connect_and_migrate(&config.database, SCHEMA, &MIGRATIONS).await?;
         let verifier = todo_core::auth::start(&config.auth).await?;
-        let mut base = base_routes(&["todo.v1.AuditService"], &[])?;
+        let mut base = base_routes(&["todo.v1.AuditService", app::SERVICE_NAMES[0], app::SERVICE_NAMES[1]])?;
         base.routes.add_service(AuditServiceServer::with_interceptor(
             AuditApi { pool: pool.clone() },
             AuthInterceptor::new(verifier),

@@ -21,7 +21,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let base = base_routes(&[], &[])?;
+        let base = base_routes(&[])?;
         Ok(Self {
             server: GrpcApp::bind(config.listen, base).await?,
         })

@@ -52,7 +52,11 @@ impl Application {
             Some(webhook) => Arc::new(WebhookChannel::new(webhook).map_err(StartupError::Webhook)?),
             None => Arc::new(LogChannel),
         };
-        let mut base = base_routes(&["todo.v1.NotificationService"], &[])?;
+        let mut base = base_routes(&[
+            "todo.v1.NotificationService",
+            app::SERVICE_NAMES[0],
+            app::SERVICE_NAMES[1],
+        ])?;
         base.routes.add_service(NotificationServiceServer::with_interceptor(
             NotificationApi { pool: pool.clone() },
             AuthInterceptor::new(verifier),

@@ -30,7 +30,7 @@ impl Application {
             publisher: Publisher::connect_lazy(&config.dapr)?,
             pubsub_name: config.dapr.pubsub_name.clone(),
         };
-        let mut base = base_routes(&[], &[])?;
+        let mut base = base_routes(&app::SERVICE_NAMES)?;
         app::add_routes(&mut base.routes, Arc::new(handler), config.dapr.app_api_token.clone());
         Ok(Self {
             server: GrpcApp::bind(config.server.listen, base).await?,

@@ -18,6 +18,11 @@ async fn serves_health_and_reflection_and_stops_on_sigterm() {
 
     let services = process.reflected_services().await;
     assert!(services.contains(&"grpc.health.v1.Health".to_owned()), "{services:?}");
+    // daprd (and grpcurl, for hand-injected events) reach the callbacks.
+    assert!(
+        services.contains(&"dapr.proto.runtime.v1.AppCallback".to_owned()),
+        "{services:?}"
+    );
 
     let exit_code = process.terminate(Duration::from_secs(10)).await;
     assert_eq!(exit_code, Some(0), "graceful shutdown exits with 0");

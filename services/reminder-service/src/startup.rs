@@ -36,7 +36,7 @@ impl Application {
             publisher: Publisher::new(sidecar, &config.dapr.pubsub_name),
             pubsub_name: config.dapr.pubsub_name.clone(),
         };
-        let mut base = base_routes(&[], &[])?;
+        let mut base = base_routes(&app::SERVICE_NAMES)?;
         app::add_routes(&mut base.routes, Arc::new(handler), config.dapr.app_api_token.clone());
         Ok(Self {
             server: GrpcApp::bind(config.server.listen, base).await?,

@@ -56,7 +56,7 @@ impl Application {
         let tasks = Tasks::new(pool.clone(), relay_wake.clone());
         let watch = WatchHub::default();
 
-        let mut base = base_routes(&["todo.v1.TaskService"], &[])?;
+        let mut base = base_routes(&["todo.v1.TaskService", app::SERVICE_NAMES[0], app::SERVICE_NAMES[1]])?;
         base.routes.add_service(TaskServiceServer::with_interceptor(
             TaskApi::new(tasks.clone(), watch.clone()),
             AuthInterceptor::new(verifier),
