@@ -5,6 +5,7 @@
 //! - [`app`]: one `AppCallback` (and `AppCallbackAlpha`) implementation
 //!   over a service's [`app::EventHandler`].
 //! - [`jobs`]: the Jobs API (`ScheduleJob`/`DeleteJob`, Alpha1 fallback).
+//! - [`raw`]: serving a few methods of a big gRPC service by path.
 //! - [`callback`]: what every AppCallback server shares: the app API token
 //!   check, subscriptions with routes and a dead-letter topic, and the
 //!   mapping from a handler's outcome to SUCCESS / RETRY / DROP.
@@ -16,6 +17,7 @@ pub mod app;
 pub mod callback;
 pub mod jobs;
 pub mod publisher;
+pub mod raw;
 
 pub use dapr::dapr::proto::{common::v1 as common, runtime::v1 as runtime};
 

@@ -17,11 +17,10 @@ use std::{
 };
 
 use tonic::{Request, Response, Status, body::Body, server::NamedService};
-use tonic_prost::ProstCodec;
-use tower::{Service, service_fn};
+use tower::Service;
 
 use crate::dapr::{
-    API_TOKEN_HEADER,
+    API_TOKEN_HEADER, raw,
     runtime::{
         BulkPublishRequest, BulkPublishResponse, DeleteJobRequest, DeleteJobResponse, PublishEventRequest,
         ScheduleJobRequest, ScheduleJobResponse,
@@ -70,7 +69,7 @@ struct State {
     events: Mutex<Vec<RecordedEvent>>,
     jobs: Mutex<std::collections::BTreeMap<String, RecordedJob>>,
     available: AtomicBool,
-    bulk: ApiLevel,
+    level: ApiLevel,
 }
 
 /// The running fake; stops when dropped.
@@ -81,12 +80,12 @@ pub struct FakeSidecar {
 }
 
 impl FakeSidecar {
-    pub async fn start(bulk: ApiLevel) -> Self {
+    pub async fn start(level: ApiLevel) -> Self {
         let state = Arc::new(State {
             events: Mutex::new(Vec::new()),
             jobs: Mutex::new(Default::default()),
             available: AtomicBool::new(true),
-            bulk,
+            level,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -270,46 +269,43 @@ impl Service<http::Request<Body>> for Router {
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let router = self.clone();
-        let method = request.uri().path().rsplit('/').next().unwrap_or_default().to_owned();
-        let bulk = self.state.bulk;
+        let method = raw::method_name(&request);
+        let level = self.state.level;
         Box::pin(async move {
-            let response = match (method.as_str(), bulk) {
-                ("PublishEvent", _) => {
-                    let handler = service_fn(move |req| std::future::ready(router.publish(req)));
-                    tonic::server::Grpc::new(ProstCodec::<(), PublishEventRequest>::default())
-                        .unary(handler, request)
-                        .await
+            let stable = level == ApiLevel::Stable;
+            let alpha1 = level != ApiLevel::None;
+            let response = match method.as_str() {
+                "PublishEvent" => raw::unary(request, move |req| async move { router.publish(req) }).await,
+                "BulkPublishEvent" if stable => {
+                    raw::unary(request, move |req| async move {
+                        router.bulk_publish(req, "BulkPublishEvent")
+                    })
+                    .await
                 }
-                ("BulkPublishEvent", ApiLevel::Stable)
-                | ("BulkPublishEventAlpha1", ApiLevel::Stable | ApiLevel::Alpha1Only) => {
-                    let name: &'static str = if method == "BulkPublishEvent" {
-                        "BulkPublishEvent"
-                    } else {
-                        "BulkPublishEventAlpha1"
-                    };
-                    let handler = service_fn(move |req| std::future::ready(router.bulk_publish(req, name)));
-                    tonic::server::Grpc::new(ProstCodec::<BulkPublishResponse, BulkPublishRequest>::default())
-                        .unary(handler, request)
-                        .await
+                "BulkPublishEventAlpha1" if alpha1 => {
+                    raw::unary(request, move |req| async move {
+                        router.bulk_publish(req, "BulkPublishEventAlpha1")
+                    })
+                    .await
                 }
-                ("ScheduleJob", ApiLevel::Stable) | ("ScheduleJobAlpha1", ApiLevel::Stable | ApiLevel::Alpha1Only) => {
-                    let name: &'static str = if method == "ScheduleJob" {
-                        "ScheduleJob"
-                    } else {
-                        "ScheduleJobAlpha1"
-                    };
-                    let handler = service_fn(move |req| std::future::ready(router.schedule_job(req, name)));
-                    tonic::server::Grpc::new(ProstCodec::<ScheduleJobResponse, ScheduleJobRequest>::default())
-                        .unary(handler, request)
-                        .await
+                "ScheduleJob" if stable => {
+                    raw::unary(
+                        request,
+                        move |req| async move { router.schedule_job(req, "ScheduleJob") },
+                    )
+                    .await
                 }
-                ("DeleteJob", ApiLevel::Stable) | ("DeleteJobAlpha1", ApiLevel::Stable | ApiLevel::Alpha1Only) => {
-                    let handler = service_fn(move |req| std::future::ready(router.delete_job(req)));
-                    tonic::server::Grpc::new(ProstCodec::<DeleteJobResponse, DeleteJobRequest>::default())
-                        .unary(handler, request)
-                        .await
+                "ScheduleJobAlpha1" if alpha1 => {
+                    raw::unary(request, move |req| async move {
+                        router.schedule_job(req, "ScheduleJobAlpha1")
+                    })
+                    .await
                 }
-                (other, _) => Status::unimplemented(format!("fake sidecar does not implement {other}")).into_http(),
+                "DeleteJob" if stable => raw::unary(request, move |req| async move { router.delete_job(req) }).await,
+                "DeleteJobAlpha1" if alpha1 => {
+                    raw::unary(request, move |req| async move { router.delete_job(req) }).await
+                }
+                other => raw::unimplemented("the fake sidecar", other, "this runtime level lacks it"),
             };
             Ok(response)
         })
