@@ -31,10 +31,18 @@ impl ServiceProcess {
     /// waits until its health service reports SERVING.
     pub async fn start(name: &str, binary: &str, port_var: &str, env: &[(&str, &str)]) -> Self {
         let port = free_port();
+        let port_text = port.to_string();
+        let mut all_env = vec![(port_var, port_text.as_str())];
+        all_env.extend_from_slice(env);
+        Self::start_on(name, binary, port, &all_env).await
+    }
+
+    /// Starts `binary` with `env`, expecting its gRPC health service on
+    /// `port`, and waits until it reports SERVING.
+    pub async fn start_on(name: &str, binary: &str, port: u16, env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(binary);
         command
             .env("APP_HOST", "127.0.0.1")
-            .env(port_var, port.to_string())
             .envs(env.iter().copied())
             .stdin(Stdio::null());
         if std::env::var_os("TEST_LOG").is_none() {

@@ -1,24 +1,84 @@
-//! Configuration of dev-sidecar, read from the environment once at start-up.
+//! Configuration of dev-sidecar: command-line flags, each with an
+//! environment variable, validated once at start-up.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::{collections::BTreeMap, net::IpAddr, path::PathBuf, time::Duration};
 
-use todo_core::config::{ConfigError, Source, with_default};
+use clap::Parser;
 
-/// Default Dapr gRPC port, as daprd's.
-pub const DEFAULT_PORT: u16 = 50001;
+use crate::delivery::RetryPolicy;
 
-#[derive(Debug, Clone)]
+/// A local, Dapr-compatible sidecar for development and tests.
+#[derive(Debug, Clone, Parser)]
+#[command(version, about)]
 pub struct Config {
-    /// `APP_HOST` (default 127.0.0.1) and `DAPR_GRPC_PORT`: where the Dapr API is served.
-    pub listen: SocketAddr,
+    /// The Dapr multi-app run file with the apps and their ports.
+    #[arg(long, env = "DEV_SIDECAR_RUN_FILE", default_value = "dapr/dev.yaml")]
+    pub run_file: PathBuf,
+    /// Where the durable log and jobs live.
+    #[arg(long, env = "DEV_SIDECAR_DATA_DIR", default_value = ".dev/sidecar")]
+    pub data_dir: PathBuf,
+    /// Partitions of each new topic.
+    #[arg(long, env = "DEV_SIDECAR_PARTITIONS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub partitions: u32,
+    /// Redeliveries of an event the app answers RETRY for, before it is dead-lettered.
+    #[arg(long, env = "DEV_SIDECAR_MAX_RETRIES", default_value_t = 5)]
+    pub max_retries: u32,
+    /// First wait before a redelivery, in milliseconds (doubles each time).
+    #[arg(long, env = "DEV_SIDECAR_RETRY_INITIAL_MS", default_value_t = 100)]
+    pub retry_initial_ms: u64,
+    /// Longest wait between redeliveries, in milliseconds.
+    #[arg(long, env = "DEV_SIDECAR_RETRY_MAX_MS", default_value_t = 5000)]
+    pub retry_max_ms: u64,
+    /// HTTP port of the inspection surface (topics, lag, dead letters, jobs).
+    #[arg(long, env = "DEV_SIDECAR_ADMIN_PORT", default_value_t = 50100)]
+    pub admin_port: u16,
+    /// Address every endpoint listens on.
+    #[arg(long, env = "DEV_SIDECAR_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Also start the apps' commands from the run file, and stop them on exit.
+    #[arg(long)]
+    pub run_apps: bool,
+    /// Extra environment for the apps (KEY=VALUE), overriding the run file.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub env: Vec<(String, String)>,
+    /// Required from callers of the Dapr API when set; also given to the apps.
+    #[arg(long, env = "DAPR_API_TOKEN", hide_env_values = true)]
+    pub dapr_api_token: Option<String>,
+    /// Sent to the apps as `dapr-api-token` when set; also given to the apps.
+    #[arg(long, env = "APP_API_TOKEN", hide_env_values = true)]
+    pub app_api_token: Option<String>,
+}
+
+fn key_value(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text.split_once('=').ok_or("expected KEY=VALUE")?;
+    if key.is_empty() {
+        return Err("empty KEY".into());
+    }
+    Ok((key.to_owned(), value.to_owned()))
 }
 
 impl Config {
-    pub fn from_env(env: &dyn Source) -> Result<Self, ConfigError> {
-        let host: IpAddr = with_default(env, "APP_HOST", IpAddr::V4(Ipv4Addr::LOCALHOST))?;
-        let port: u16 = with_default(env, "DAPR_GRPC_PORT", DEFAULT_PORT)?;
-        Ok(Self {
-            listen: SocketAddr::new(host, port),
-        })
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_retries: self.max_retries,
+            initial_backoff: Duration::from_millis(self.retry_initial_ms.max(1)),
+            max_backoff: Duration::from_millis(self.retry_max_ms.max(self.retry_initial_ms).max(1)),
+        }
+    }
+
+    pub fn extra_env(&self) -> BTreeMap<String, String> {
+        self.env.iter().cloned().collect()
+    }
+
+    /// The tokens the apps need to talk to this sidecar, as daprd passes them.
+    pub fn app_tokens(&self) -> BTreeMap<&'static str, String> {
+        let mut tokens = BTreeMap::new();
+        if let Some(token) = &self.dapr_api_token {
+            tokens.insert("DAPR_API_TOKEN", token.clone());
+        }
+        if let Some(token) = &self.app_api_token {
+            tokens.insert("APP_API_TOKEN", token.clone());
+        }
+        tokens
     }
 }

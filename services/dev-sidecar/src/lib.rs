@@ -1,8 +1,26 @@
 //! dev-sidecar: a local runtime that speaks the Dapr gRPC protocol, so the
-//! services run and are tested without daprd and Kafka.
+//! services run and are tested without daprd and Kafka. A development tool,
+//! not a production broker.
 //!
-//! - [`config`]: the environment it reads.
+//! - [`config`]: flags and environment.
+//! - [`run_file`]: the Dapr multi-app run file (`dapr/dev.yaml`).
+//! - [`log`]: the embedded, durable, partitioned log (redb) with consumer
+//!   offsets and jobs.
+//! - [`cloudevent`]: wrapping published data the way daprd does.
+//! - [`api`]: the Dapr gRPC API per app; HTTP health and inspection.
+//! - [`apps`]: calling the apps' AppCallback (with Alpha1 fallbacks).
+//! - [`delivery`]: subscriptions, routing, ordered delivery, retries, dead letters.
+//! - [`jobs`]: the durable one-shot jobs scheduler.
+//! - [`processes`]: starting and stopping the apps (`--run-apps`).
 //! - [`startup`]: [`startup::Application`], built once and run until SIGTERM.
 
+pub mod api;
+pub mod apps;
+pub mod cloudevent;
 pub mod config;
+pub mod delivery;
+pub mod jobs;
+pub mod log;
+pub mod processes;
+pub mod run_file;
 pub mod startup;

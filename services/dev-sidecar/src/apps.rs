@@ -1,0 +1,149 @@
+//! Calling the apps: the AppCallback client of each app id, with the app
+//! API token daprd would send, trace context, and the Alpha1 fallbacks.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use todo_core::dapr::{
+    API_TOKEN_HEADER,
+    runtime::{
+        JobEventRequest, TopicEventBulkRequest, TopicEventBulkResponse, TopicEventRequest, TopicEventResponse,
+        TopicSubscription, app_callback_alpha_client::AppCallbackAlphaClient, app_callback_client::AppCallbackClient,
+    },
+};
+use tonic::{Code, Request, Status, metadata::AsciiMetadataValue, transport::Channel};
+
+/// How long one delivery may take before it counts as failed.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+struct AppClient {
+    channel: Channel,
+    /// The app lacks the stable bulk/job callbacks (learned once).
+    alpha1_only: AtomicBool,
+}
+
+/// Clients for every app of the run file; cheap to clone.
+#[derive(Clone)]
+pub struct AppClients {
+    apps: Arc<HashMap<String, AppClient>>,
+    token: Option<AsciiMetadataValue>,
+}
+
+impl AppClients {
+    /// `apps`: app id → app port. `token`: sent as `dapr-api-token`.
+    pub fn new(apps: impl IntoIterator<Item = (String, u16)>, token: Option<&str>) -> Result<Self, String> {
+        let mut clients = HashMap::new();
+        for (app_id, port) in apps {
+            let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+                .map_err(|err| err.to_string())?
+                .connect_timeout(Duration::from_secs(1))
+                .timeout(CALL_TIMEOUT)
+                .connect_lazy();
+            clients.insert(
+                app_id,
+                AppClient {
+                    channel,
+                    alpha1_only: AtomicBool::new(false),
+                },
+            );
+        }
+        let token = token
+            .map(|token| {
+                token
+                    .parse()
+                    .map_err(|_| "APP_API_TOKEN is not a valid header value".to_owned())
+            })
+            .transpose()?;
+        Ok(Self {
+            apps: Arc::new(clients),
+            token,
+        })
+    }
+
+    fn client(&self, app_id: &str) -> Result<&AppClient, Status> {
+        self.apps
+            .get(app_id)
+            .ok_or_else(|| Status::not_found(format!("unknown app {app_id}")))
+    }
+
+    fn request<T>(&self, message: T, traceparent: &str) -> Request<T> {
+        let mut request = Request::new(message);
+        if let Some(token) = &self.token {
+            request.metadata_mut().insert(API_TOKEN_HEADER, token.clone());
+        }
+        if !traceparent.is_empty()
+            && let Ok(value) = traceparent.parse()
+        {
+            request.metadata_mut().insert("traceparent", value);
+        }
+        request
+    }
+
+    pub async fn list_topic_subscriptions(&self, app_id: &str) -> Result<Vec<TopicSubscription>, Status> {
+        let app = self.client(app_id)?;
+        let response = AppCallbackClient::new(app.channel.clone())
+            .list_topic_subscriptions(self.request((), ""))
+            .await?;
+        Ok(response.into_inner().subscriptions)
+    }
+
+    pub async fn on_topic_event(
+        &self,
+        app_id: &str,
+        event: TopicEventRequest,
+        traceparent: &str,
+    ) -> Result<TopicEventResponse, Status> {
+        let app = self.client(app_id)?;
+        Ok(AppCallbackClient::new(app.channel.clone())
+            .on_topic_event(self.request(event, traceparent))
+            .await?
+            .into_inner())
+    }
+
+    #[allow(deprecated)]
+    pub async fn on_bulk_topic_event(
+        &self,
+        app_id: &str,
+        batch: TopicEventBulkRequest,
+        traceparent: &str,
+    ) -> Result<TopicEventBulkResponse, Status> {
+        let app = self.client(app_id)?;
+        if !app.alpha1_only.load(Ordering::Relaxed) {
+            match AppCallbackClient::new(app.channel.clone())
+                .on_bulk_topic_event(self.request(batch.clone(), traceparent))
+                .await
+            {
+                Err(status) if status.code() == Code::Unimplemented => app.alpha1_only.store(true, Ordering::Relaxed),
+                other => return other.map(|response| response.into_inner()),
+            }
+        }
+        Ok(AppCallbackAlphaClient::new(app.channel.clone())
+            .on_bulk_topic_event_alpha1(self.request(batch, traceparent))
+            .await?
+            .into_inner())
+    }
+
+    #[allow(deprecated)]
+    pub async fn on_job_event(&self, app_id: &str, job: JobEventRequest, traceparent: &str) -> Result<(), Status> {
+        let app = self.client(app_id)?;
+        if !app.alpha1_only.load(Ordering::Relaxed) {
+            match AppCallbackClient::new(app.channel.clone())
+                .on_job_event(self.request(job.clone(), traceparent))
+                .await
+            {
+                Err(status) if status.code() == Code::Unimplemented => app.alpha1_only.store(true, Ordering::Relaxed),
+                other => return other.map(|_| ()),
+            }
+        }
+        AppCallbackAlphaClient::new(app.channel.clone())
+            .on_job_event_alpha1(self.request(job, traceparent))
+            .await
+            .map(|_| ())
+    }
+}

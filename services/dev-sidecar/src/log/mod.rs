@@ -1,0 +1,13 @@
+//! The embedded, durable, partitioned log.
+//!
+//! - [`record`]: what is stored: the CloudEvent of each published event,
+//!   and jobs.
+//! - [`store`]: the redb database: topics split into partitions, offsets per
+//!   consumer group, jobs; every write goes through one writer thread that
+//!   groups concurrent requests into one durable commit.
+
+pub mod record;
+pub mod store;
+
+pub use record::{StoredEvent, StoredJob};
+pub use store::{Log, LogError};
