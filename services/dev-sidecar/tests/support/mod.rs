@@ -1,0 +1,210 @@
+//! A scripted subscriber app and dev-sidecar, both in the test process.
+
+#![allow(dead_code)]
+
+use std::{
+    collections::{HashMap, VecDeque},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use clap::Parser;
+use dev_sidecar::{config::Config, startup::Application};
+use todo_core::{
+    config::DaprConfig,
+    dapr::{
+        app::{self, DeliveredEvent, EventHandler},
+        callback::{Outcome, subscription, with_bulk},
+        jobs::Jobs,
+        publisher::{Publisher, SidecarClient},
+        runtime::{JobEventRequest, TopicSubscription},
+    },
+    server::{GrpcApp, base_routes},
+    testing::{RunningServer, free_port},
+};
+use tonic::Status;
+
+/// An app that records what it receives and answers as scripted.
+#[derive(Default)]
+pub struct Recorder {
+    pub subscriptions: Vec<TopicSubscription>,
+    pub received: Mutex<Vec<DeliveredEvent>>,
+    /// Answers per event id, used up in order; SUCCESS once exhausted.
+    pub script: Mutex<HashMap<String, VecDeque<Outcome>>>,
+    pub jobs: Mutex<Vec<JobEventRequest>>,
+}
+
+impl Recorder {
+    pub fn on_topics(topics: &[&str], bulk: bool) -> Self {
+        Self {
+            subscriptions: topics
+                .iter()
+                .map(|topic| {
+                    let sub = subscription("pubsub", topic, &[], "/events");
+                    if bulk { with_bulk(sub, 50, 100) } else { sub }
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    pub fn script(&self, event_id: &str, outcomes: &[Outcome]) {
+        self.script
+            .lock()
+            .unwrap()
+            .insert(event_id.to_owned(), outcomes.iter().copied().collect());
+    }
+
+    pub fn received(&self) -> Vec<DeliveredEvent> {
+        self.received.lock().unwrap().clone()
+    }
+
+    pub fn received_ids(&self) -> Vec<String> {
+        self.received().into_iter().map(|event| event.id).collect()
+    }
+}
+
+#[tonic::async_trait]
+impl EventHandler for Recorder {
+    fn subscriptions(&self) -> Vec<TopicSubscription> {
+        self.subscriptions.clone()
+    }
+
+    async fn on_event(&self, event: DeliveredEvent) -> Outcome {
+        let outcome = self
+            .script
+            .lock()
+            .unwrap()
+            .get_mut(&event.id)
+            .and_then(VecDeque::pop_front)
+            .unwrap_or(Outcome::Success);
+        self.received.lock().unwrap().push(event);
+        outcome
+    }
+
+    async fn on_job(&self, job: JobEventRequest) -> Result<(), Status> {
+        self.jobs.lock().unwrap().push(job);
+        Ok(())
+    }
+}
+
+/// Runs `recorder` as an app on `port`.
+pub async fn serve_app(recorder: Arc<Recorder>, port: u16) -> RunningServer {
+    let mut base = base_routes(&app::SERVICE_NAMES).unwrap();
+    app::add_routes(&mut base.routes, recorder, None);
+    let server = GrpcApp::bind(SocketAddr::from(([127, 0, 0, 1], port)), base)
+        .await
+        .unwrap();
+    RunningServer::spawn(server.local_addr(), |stop| server.run_until_stopped(stop))
+}
+
+/// Ports and files of one app's local stack.
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    pub app_port: u16,
+    pub grpc_port: u16,
+    pub admin_port: u16,
+}
+
+impl Stack {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let stack = Self {
+            app_port: free_port(),
+            grpc_port: free_port(),
+            admin_port: free_port(),
+            dir,
+        };
+        std::fs::write(
+            stack.run_file(),
+            format!(
+                "version: 1\napps:\n  - appID: recorder\n    appPort: {}\n    daprGRPCPort: {}\n",
+                stack.app_port, stack.grpc_port
+            ),
+        )
+        .unwrap();
+        stack
+    }
+
+    pub fn run_file(&self) -> PathBuf {
+        self.dir.path().join("dev.yaml")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Starts dev-sidecar for this stack with extra flags.
+    pub async fn sidecar(&self, flags: &[&str]) -> RunningServer {
+        let mut args = vec![
+            "dev-sidecar".to_owned(),
+            "--run-file".into(),
+            path(&self.run_file()),
+            "--data-dir".into(),
+            path(&self.data_dir()),
+            "--admin-port".into(),
+            self.admin_port.to_string(),
+            "--retry-initial-ms".into(),
+            "20".into(),
+            "--retry-max-ms".into(),
+            "100".into(),
+        ];
+        args.extend(flags.iter().map(|flag| (*flag).to_owned()));
+        let config = Config::parse_from(args);
+        let app = Application::build(config).await.expect("dev-sidecar builds");
+        let addr = app.endpoints()["recorder"];
+        RunningServer::spawn(addr, |stop| app.run_until_stopped(stop))
+    }
+
+    pub fn dapr_config(&self) -> DaprConfig {
+        DaprConfig {
+            grpc_endpoint: format!("http://127.0.0.1:{}", self.grpc_port),
+            api_token: None,
+            app_api_token: None,
+            pubsub_name: "pubsub".into(),
+        }
+    }
+
+    pub fn publisher(&self) -> Publisher {
+        Publisher::connect_lazy(&self.dapr_config()).unwrap()
+    }
+
+    pub fn jobs(&self) -> Jobs {
+        Jobs::new(SidecarClient::connect_lazy(&self.dapr_config()).unwrap())
+    }
+
+    /// GET on the inspection surface, as JSON.
+    pub async fn inspect(&self, path_and_query: &str) -> serde_json::Value {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", self.admin_port))
+            .await
+            .unwrap();
+        let request = format!("GET {path_and_query} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
+        socket.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        socket.read_to_string(&mut response).await.unwrap();
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body)
+            .unwrap_or_default();
+        serde_json::from_str(body).unwrap_or_else(|err| panic!("{path_and_query}: {err}: {response}"))
+    }
+}
+
+fn path(path: &Path) -> String {
+    path.to_str().unwrap().to_owned()
+}
+
+/// Polls `check` until it holds; panics after `timeout`.
+pub async fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
