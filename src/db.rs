@@ -43,11 +43,21 @@ pub async fn connect_and_migrate(
     let options = PgConnectOptions::from_str(config.url.expose_secret()).map_err(DbError::InvalidUrl)?;
 
     // The schema must exist before a session can use it as search_path.
+    // Deployments pre-create it, owned by the service's role, and that role
+    // may lack CREATE on the database (PostgreSQL checks that privilege even
+    // for CREATE SCHEMA IF NOT EXISTS), so create it only when it is missing.
     let mut setup = PgConnection::connect_with(&options).await.map_err(DbError::Connect)?;
-    setup
-        .execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+        .bind(schema)
+        .fetch_one(&mut setup)
         .await
         .map_err(|source| DbError::CreateSchema { schema, source })?;
+    if !exists {
+        setup
+            .execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
+            .await
+            .map_err(|source| DbError::CreateSchema { schema, source })?;
+    }
     setup.close().await.ok();
 
     let pool = PgPoolOptions::new()

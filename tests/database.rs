@@ -92,3 +92,42 @@ async fn sslmode_require_connects_over_tls() {
         .unwrap();
     assert!(encrypted, "the session runs over TLS");
 }
+
+#[tokio::test]
+async fn a_least_privilege_role_with_a_precreated_schema_can_migrate() {
+    let database = TestDatabase::create().await;
+    let mut admin = PgConnection::connect(&database.url).await.unwrap();
+    let role = format!("svc_{}", uuid::Uuid::new_v4().simple());
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN PASSWORD 'pw'"),
+        format!("REVOKE CREATE ON DATABASE {} FROM PUBLIC", database.name),
+        format!("GRANT CONNECT ON DATABASE {} TO {role}", database.name),
+        format!("CREATE SCHEMA tasks AUTHORIZATION {role}"),
+    ] {
+        sqlx::query(&sql).execute(&mut admin).await.unwrap();
+    }
+    let (scheme_and_host, rest) = database.url.split_once('@').unwrap();
+    let scheme = scheme_and_host.split("://").next().unwrap();
+    let url = format!("{scheme}://{role}:pw@{rest}");
+    let pool = db::connect_and_migrate(&config(&url), "tasks", &PROBE_MIGRATIONS)
+        .await
+        .expect("the role owns its schema and needs nothing more");
+    let table: Option<String> = sqlx::query_scalar("SELECT to_regclass('probe')::text")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(table.as_deref(), Some("probe"));
+    pool.close().await;
+    sqlx::query("DROP SCHEMA tasks CASCADE")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("DROP OWNED BY {role}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("DROP ROLE {role}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
