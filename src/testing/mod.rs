@@ -5,6 +5,7 @@
 //!   binaries.
 //! - [`fake_sidecar`]: a Dapr publish API that records what it receives and
 //!   can play a sidecar that is down.
+//! - [`stack`]: the whole system through dev-sidecar, for end-to-end tests.
 //! - [`tokens`]: signed JWTs for test users.
 //! - [`in_process`]: an `Application` running in the test process.
 //! - [`process`]: start a service binary on free ports, wait until it
@@ -14,9 +15,11 @@ pub mod fake_sidecar;
 pub mod in_process;
 pub mod postgres;
 pub mod process;
+pub mod stack;
 pub mod tokens;
 
 pub use fake_sidecar::{ApiLevel, FakeSidecar, RecordedEvent, RecordedJob};
 pub use in_process::{RunningServer, dapr_config, delivery};
 pub use postgres::TestDatabase;
 pub use process::{ServiceProcess, free_port};
+pub use stack::{TestStack, eventually};

@@ -36,7 +36,9 @@ pub struct Config {
     #[arg(long, env = "DEV_SIDECAR_HOST", default_value = "127.0.0.1")]
     pub host: IpAddr,
     /// Also start the apps' commands from the run file, and stop them on exit.
-    #[arg(long)]
+    /// The apps inherit this process's environment, then the run file's `env`,
+    /// then `--env`.
+    #[arg(long, env = "DEV_SIDECAR_RUN_APPS")]
     pub run_apps: bool,
     /// Extra environment for the apps (KEY=VALUE), overriding the run file.
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = key_value)]

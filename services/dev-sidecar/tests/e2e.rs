@@ -1,0 +1,388 @@
+//! End to end: the real binaries through dev-sidecar, checked from where a
+//! user stands (the public APIs and the inspection surface).
+
+use std::time::Duration;
+
+use chrono::Utc;
+use prost::Message;
+use todo_core::{
+    dapr::{
+        publisher::{OutgoingEvent, Publisher},
+        runtime::{app_callback_client::AppCallbackClient, topic_event_response::TopicEventResponseStatus},
+    },
+    events::ContentType,
+    proto::v1::{
+        CompleteTaskRequest, CreateTaskRequest, DeleteTaskRequest, Frequency, GetTaskRequest, ListAuditRecordsRequest,
+        ListNotificationsRequest, ListTasksRequest, Recurrence, Task, UpdateTaskRequest, VerifyAuditChainRequest,
+        WatchTasksRequest,
+    },
+    testing::{TestStack, delivery, eventually},
+    timestamps,
+};
+
+const SIDECAR: &str = env!("CARGO_BIN_EXE_dev-sidecar");
+
+fn due_in(duration: chrono::Duration) -> Option<prost_types::Timestamp> {
+    Some(timestamps::to_proto(timestamps::now() + duration))
+}
+
+#[tokio::test]
+async fn recurrence_audit_and_watch_through_the_whole_stack() {
+    let stack = TestStack::start(SIDECAR, &[]).await;
+    let mut alice = stack.tasks("alice").await;
+    let mut watch = stack
+        .tasks("alice")
+        .await
+        .watch_tasks(WatchTasksRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+
+    let first = alice
+        .create_task(CreateTaskRequest {
+            title: "water the plants".into(),
+            due_at: due_in(chrono::Duration::days(1)),
+            recurrence: Some(Recurrence {
+                frequency: Frequency::Daily as i32,
+                interval: 1,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+
+    // WatchTasks streams the change made by another client, live.
+    let streamed = tokio::time::timeout(Duration::from_secs(15), watch.message())
+        .await
+        .expect("a live event")
+        .unwrap()
+        .unwrap()
+        .event
+        .unwrap();
+    assert_eq!(streamed.event_type, "task.created");
+    assert_eq!(streamed.task.unwrap().id, first.id);
+
+    alice
+        .complete_task(CompleteTaskRequest {
+            id: first.id.clone(),
+            expected_version: 0,
+        })
+        .await
+        .unwrap();
+    let next = eventually("the next occurrence appears", Duration::from_secs(20), || {
+        let mut client = alice.clone();
+        let first_id = first.id.clone();
+        async move {
+            let tasks = client
+                .list_tasks(ListTasksRequest::default())
+                .await
+                .ok()?
+                .into_inner()
+                .tasks;
+            tasks.into_iter().find(|task| task.id != first_id)
+        }
+    })
+    .await;
+    assert_eq!(next.series_id, first.id);
+    assert_eq!(next.occurrence_number, 2);
+    assert_eq!(
+        next.due_at.unwrap().seconds,
+        first.due_at.unwrap().seconds + 86_400,
+        "one day later"
+    );
+
+    // The completion delivered again (as a redelivery would) asks for the
+    // same occurrence, which task-api creates only once.
+    let completed = todo_core::proto::v1::TaskEvent {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        event_type: "task.completed".into(),
+        user_id: "alice".into(),
+        task: Some(Task {
+            completed: true,
+            ..first.clone()
+        }),
+        ..Default::default()
+    };
+    let status = AppCallbackClient::new(stack.channel("recurring-service").await)
+        .on_topic_event(delivery(
+            "task-events",
+            "task.completed",
+            completed.encode_to_vec(),
+            "application/protobuf",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(status, TopicEventResponseStatus::Success as i32);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let tasks = alice
+        .list_tasks(ListTasksRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .tasks;
+    assert_eq!(tasks.len(), 2, "exactly one next occurrence: {tasks:?}");
+
+    // The audit log holds every event in order, and the chain verifies.
+    let mut audit = stack.audit("alice").await;
+    let types = eventually("the audit trail is complete", Duration::from_secs(20), || {
+        let mut audit = audit.clone();
+        async move {
+            let records = audit
+                .list_audit_records(ListAuditRecordsRequest::default())
+                .await
+                .ok()?
+                .into_inner()
+                .records;
+            let types: Vec<String> = records.into_iter().map(|r| r.event_type).collect();
+            (types.len() >= 4).then_some(types)
+        }
+    })
+    .await;
+    assert_eq!(
+        types,
+        [
+            "task.created",
+            "task.completed",
+            "task.occurrence.requested",
+            "task.created"
+        ],
+        "created, completed, the command, the occurrence — once each"
+    );
+    let verdict = audit
+        .verify_audit_chain(VerifyAuditChainRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(verdict.valid, "{verdict:?}");
+
+    // Bob sees none of it.
+    let mut bob = stack.tasks("bob").await;
+    assert!(
+        bob.list_tasks(ListTasksRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .tasks
+            .is_empty()
+    );
+    let not_found = bob.get_task(GetTaskRequest { id: first.id.clone() }).await.unwrap_err();
+    assert_eq!(not_found.code(), tonic::Code::NotFound);
+    let bobs_audit = stack
+        .audit("bob")
+        .await
+        .list_audit_records(ListAuditRecordsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert!(bobs_audit.is_empty());
+
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn reminders_fire_once_follow_the_due_date_and_never_for_finished_tasks() {
+    let stack = TestStack::start(SIDECAR, &[]).await;
+    let mut alice = stack.tasks("alice").await;
+    let soon = chrono::Duration::hours(1) + chrono::Duration::seconds(3);
+    let create = |title: &str, due: Option<prost_types::Timestamp>| CreateTaskRequest {
+        title: title.into(),
+        due_at: due,
+        ..Default::default()
+    };
+
+    // Due in an hour and three seconds: its 1-hour reminder comes in ~3 s.
+    let reminded = alice
+        .create_task(create("pay rent", due_in(soon)))
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    // Same timing, but completed / deleted before the reminder time.
+    let done = alice
+        .create_task(create("done early", due_in(soon)))
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    let deleted = alice
+        .create_task(create("deleted", due_in(soon)))
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    // Due in two days, then moved to an hour and three seconds from now.
+    let moved = alice
+        .create_task(create("moved", due_in(chrono::Duration::days(2))))
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    alice
+        .complete_task(CompleteTaskRequest {
+            id: done.id.clone(),
+            expected_version: 0,
+        })
+        .await
+        .unwrap();
+    alice
+        .delete_task(DeleteTaskRequest {
+            id: deleted.id.clone(),
+            expected_version: 0,
+        })
+        .await
+        .unwrap();
+    alice
+        .update_task(UpdateTaskRequest {
+            task: Some(Task {
+                id: moved.id.clone(),
+                due_at: due_in(soon),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["due_at".into()],
+            }),
+            expected_version: 0,
+        })
+        .await
+        .unwrap();
+
+    let mut notifications = stack.notifications("alice").await;
+    let listed = eventually("both reminders arrive", Duration::from_secs(30), || {
+        let mut client = notifications.clone();
+        async move {
+            let list = client
+                .list_notifications(ListNotificationsRequest::default())
+                .await
+                .ok()?
+                .into_inner()
+                .notifications;
+            (list.len() >= 2).then_some(list)
+        }
+    })
+    .await;
+    // Give any wrong reminder time to show up too.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let listed_again = notifications
+        .list_notifications(ListNotificationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .notifications;
+    assert_eq!(listed_again.len(), listed.len(), "each reminder exactly once");
+    let mut tasks: Vec<&str> = listed_again.iter().map(|n| n.task_id.as_str()).collect();
+    tasks.sort();
+    let mut expected = vec![reminded.id.as_str(), moved.id.as_str()];
+    expected.sort();
+    assert_eq!(tasks, expected, "never for the completed or the deleted task");
+    assert!(listed_again.iter().all(|n| n.message.starts_with("Due in 1 hour")));
+    let moved_note = listed_again.iter().find(|n| n.task_id == moved.id).unwrap();
+    assert!(
+        timestamps::from_proto(moved_note.due_at.as_ref().unwrap()).unwrap() < Utc::now() + chrono::Duration::hours(2),
+        "the reminder follows the moved due date"
+    );
+    // The moved task's earlier reminder jobs were replaced, not left behind.
+    let jobs = stack.inspect("/jobs").await.unwrap();
+    assert!(jobs.as_array().unwrap().is_empty(), "no stale reminder jobs: {jobs}");
+    let bob = stack
+        .notifications("bob")
+        .await
+        .list_notifications(ListNotificationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .notifications;
+    assert!(bob.is_empty());
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_poison_event_is_dead_lettered_while_the_flow_continues() {
+    let stack = TestStack::start(
+        SIDECAR,
+        &[("DEV_SIDECAR_MAX_RETRIES", "1"), ("DEV_SIDECAR_RETRY_INITIAL_MS", "20")],
+    )
+    .await;
+    let publisher = Publisher::connect_lazy(&todo_core::config::DaprConfig {
+        grpc_endpoint: stack.sidecar_endpoint("task-api"),
+        api_token: None,
+        app_api_token: None,
+        pubsub_name: "pubsub".into(),
+    })
+    .unwrap();
+    publisher
+        .publish(
+            "task-events",
+            &OutgoingEvent {
+                event_id: "poison-1".into(),
+                event_type: "task.completed".into(),
+                partition_key: "alice".into(),
+                data: b"{ this is not an event".to_vec(),
+                content_type: ContentType::Json,
+                traceparent: None,
+            },
+        )
+        .await
+        .unwrap();
+    // Alice's next change is behind the poison in the same partition.
+    let mut alice = stack.tasks("alice").await;
+    let task = alice
+        .create_task(CreateTaskRequest {
+            title: "after the poison".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    let mut audit = stack.audit("alice").await;
+    eventually("the later event is audited", Duration::from_secs(20), || {
+        let mut audit = audit.clone();
+        let id = task.id.clone();
+        async move {
+            let records = audit
+                .list_audit_records(ListAuditRecordsRequest::default())
+                .await
+                .ok()?
+                .into_inner()
+                .records;
+            records.iter().any(|r| r.task_id == id).then_some(())
+        }
+    })
+    .await;
+    let letters = eventually("dead letters", Duration::from_secs(10), || async {
+        let letters = stack.inspect("/dead-letters?topic=task-events-dlq").await.ok()?;
+        let letters = letters.as_array()?.clone();
+        (letters.len() >= 4).then_some(letters)
+    })
+    .await;
+    let mut apps: Vec<&str> = letters
+        .iter()
+        .filter(|l| l["id"] == "poison-1")
+        .map(|l| l["failed_app"].as_str().unwrap())
+        .collect();
+    apps.sort();
+    // Every consumer of task-events refuses it; none blocks on it.
+    assert_eq!(
+        apps,
+        ["audit-service", "recurring-service", "reminder-service", "task-api"]
+    );
+    let verdict = audit
+        .verify_audit_chain(VerifyAuditChainRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(verdict.valid);
+    stack.stop().await;
+}

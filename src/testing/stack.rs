@@ -1,0 +1,268 @@
+//! `TestStack`: the whole system as a user runs it — PostgreSQL, dev-sidecar
+//! and the five service binaries it starts from a run file — on free ports,
+//! with clients for each public API.
+//!
+//! The binaries are found next to the `dev-sidecar` binary under test (the
+//! same target directory); `cargo nextest run --workspace` or
+//! `cargo build --workspace` builds them.
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use tonic::{
+    Request, Status,
+    metadata::MetadataValue,
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::Channel,
+};
+
+use super::{ServiceProcess, TestDatabase, free_port, tokens};
+use crate::proto::v1::{
+    audit_service_client::AuditServiceClient, notification_service_client::NotificationServiceClient,
+    task_service_client::TaskServiceClient,
+};
+
+/// The dev JWT secret the stack's services verify with.
+pub const JWT_SECRET: &str = "e2e-test-secret";
+
+/// The services, in run-file order.
+pub const SERVICES: [&str; 5] = [
+    "task-api",
+    "recurring-service",
+    "reminder-service",
+    "notification-service",
+    "audit-service",
+];
+
+/// Ports of one app and its sidecar endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct AppPorts {
+    pub app: u16,
+    pub dapr_grpc: u16,
+    pub dapr_http: u16,
+}
+
+pub struct TestStack {
+    pub ports: Vec<(&'static str, AppPorts)>,
+    pub admin_port: u16,
+    pub database: TestDatabase,
+    pub dir: tempfile::TempDir,
+    sidecar: Option<ServiceProcess>,
+}
+
+/// Adds a bearer token to every call.
+#[derive(Clone)]
+pub struct Bearer(String);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let value: MetadataValue<_> = format!("Bearer {}", self.0).parse().expect("ascii token");
+        request.metadata_mut().insert("authorization", value);
+        Ok(request)
+    }
+}
+
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+impl TestStack {
+    /// Starts everything; `sidecar_binary` is `env!("CARGO_BIN_EXE_dev-sidecar")`.
+    pub async fn start(sidecar_binary: &str, extra_sidecar_env: &[(&str, &str)]) -> Self {
+        crate::telemetry::init_for_tests();
+        let bin_dir = Path::new(sidecar_binary).parent().expect("binary directory").to_owned();
+        for service in SERVICES {
+            assert!(
+                bin_dir.join(service).is_file(),
+                "{} not built: run `cargo build --workspace` (or `just test`) first",
+                bin_dir.join(service).display()
+            );
+        }
+        let database = TestDatabase::create().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ports: Vec<(&'static str, AppPorts)> = SERVICES
+            .iter()
+            .map(|name| {
+                (
+                    *name,
+                    AppPorts {
+                        app: free_port(),
+                        dapr_grpc: free_port(),
+                        dapr_http: free_port(),
+                    },
+                )
+            })
+            .collect();
+        let run_file = dir.path().join("dev.yaml");
+        std::fs::write(&run_file, run_file_text(&bin_dir, &ports)).expect("write run file");
+        let admin_port = free_port();
+        let admin = admin_port.to_string();
+        let data_dir = dir.path().join("sidecar");
+        let log_level = if std::env::var_os("TEST_LOG").is_some() {
+            "info"
+        } else {
+            "warn"
+        };
+        // The apps inherit dev-sidecar's environment (as under `dapr run`),
+        // so the database and the JWT secret reach every service.
+        let mut env = vec![
+            ("DEV_SIDECAR_RUN_FILE", run_file.to_str().expect("utf-8 path")),
+            ("DEV_SIDECAR_DATA_DIR", data_dir.to_str().expect("utf-8 path")),
+            ("DEV_SIDECAR_ADMIN_PORT", admin.as_str()),
+            ("DEV_SIDECAR_RUN_APPS", "true"),
+            ("DATABASE_URL", database.url.as_str()),
+            ("JWT_SECRET", JWT_SECRET),
+            ("RUST_LOG", log_level),
+        ];
+        env.extend_from_slice(extra_sidecar_env);
+        let task_api_dapr = ports[0].1.dapr_grpc;
+        let sidecar = ServiceProcess::start_on("dev-sidecar", sidecar_binary, task_api_dapr, &env).await;
+        let stack = Self {
+            ports,
+            admin_port,
+            database,
+            dir,
+            sidecar: Some(sidecar),
+        };
+        stack.wait_until_subscribed(Duration::from_secs(60)).await;
+        stack
+    }
+
+    fn port(&self, service: &str) -> AppPorts {
+        self.ports
+            .iter()
+            .find(|(name, _)| *name == service)
+            .map(|(_, ports)| *ports)
+            .expect("known service")
+    }
+
+    /// Waits until every app has declared its subscriptions to the sidecar,
+    /// which also means every app is up.
+    async fn wait_until_subscribed(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(subscriptions) = self.inspect("/subscriptions").await {
+                let apps: std::collections::BTreeSet<String> = subscriptions
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|sub| sub["app"].as_str().map(str::to_owned))
+                    .collect();
+                if SERVICES.iter().all(|service| apps.contains(*service)) {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the stack did not come up within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// GET on dev-sidecar's inspection surface.
+    pub async fn inspect(&self, path_and_query: &str) -> Result<serde_json::Value, String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", self.admin_port))
+            .await
+            .map_err(|err| err.to_string())?;
+        let request = format!("GET {path_and_query} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
+        socket
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|err| err.to_string())?;
+        let mut response = String::new();
+        socket
+            .read_to_string(&mut response)
+            .await
+            .map_err(|err| err.to_string())?;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body)
+            .unwrap_or_default();
+        serde_json::from_str(body).map_err(|err| format!("{err}: {response}"))
+    }
+
+    pub async fn channel(&self, service: &str) -> Channel {
+        Channel::from_shared(format!("http://127.0.0.1:{}", self.port(service).app))
+            .expect("valid uri")
+            .connect()
+            .await
+            .expect("connect to service")
+    }
+
+    /// A channel to `service`'s Dapr endpoint on dev-sidecar.
+    pub async fn sidecar_channel(&self, service: &str) -> Channel {
+        Channel::from_shared(format!("http://127.0.0.1:{}", self.port(service).dapr_grpc))
+            .expect("valid uri")
+            .connect()
+            .await
+            .expect("connect to dev-sidecar")
+    }
+
+    /// The Dapr gRPC endpoint of `service` on dev-sidecar, as a URL.
+    pub fn sidecar_endpoint(&self, service: &str) -> String {
+        format!("http://127.0.0.1:{}", self.port(service).dapr_grpc)
+    }
+
+    pub fn token(user: &str) -> String {
+        tokens::hs256(JWT_SECRET, user, 600)
+    }
+
+    pub async fn tasks(&self, user: &str) -> TaskServiceClient<Authed> {
+        TaskServiceClient::with_interceptor(self.channel("task-api").await, Bearer(Self::token(user)))
+    }
+
+    pub async fn audit(&self, user: &str) -> AuditServiceClient<Authed> {
+        AuditServiceClient::with_interceptor(self.channel("audit-service").await, Bearer(Self::token(user)))
+    }
+
+    pub async fn notifications(&self, user: &str) -> NotificationServiceClient<Authed> {
+        NotificationServiceClient::with_interceptor(
+            self.channel("notification-service").await,
+            Bearer(Self::token(user)),
+        )
+    }
+
+    /// Stops dev-sidecar (which stops the apps) and checks it exits cleanly.
+    pub async fn stop(mut self) {
+        if let Some(sidecar) = self.sidecar.take() {
+            let code = sidecar.terminate(Duration::from_secs(30)).await;
+            assert_eq!(code, Some(0), "dev-sidecar exits cleanly, apps included");
+        }
+    }
+}
+
+fn run_file_text(bin_dir: &Path, ports: &[(&str, AppPorts)]) -> String {
+    let mut text = String::from("version: 1\ncommon:\n  appProtocol: grpc\napps:\n");
+    for (name, port) in ports {
+        let binary: PathBuf = bin_dir.join(name);
+        text.push_str(&format!(
+            "  - appID: {name}\n    command: [\"{}\"]\n    appPort: {}\n    daprGRPCPort: {}\n    daprHTTPPort: {}\n",
+            binary.display(),
+            port.app,
+            port.dapr_grpc,
+            port.dapr_http
+        ));
+    }
+    text
+}
+
+/// Polls `check` until it returns Some; panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
