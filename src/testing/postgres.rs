@@ -9,6 +9,7 @@
 //! test process dies without cleaning up, so no server outlives its tests.
 
 use std::{
+    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::{Arc, Mutex, Weak},
@@ -245,8 +246,11 @@ impl Cluster {
             pid = std::process::id(),
             root = self._root.path().display(),
         );
+        // Its own process group: a test runner that kills the test's group
+        // (nextest on timeout or Ctrl-C) must not take the watchdog with it.
         let child = Command::new("sh")
             .args(["-c", &script])
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
