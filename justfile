@@ -29,6 +29,9 @@ lint:
 test: lint
     #!/usr/bin/env bash
     set -euo pipefail
+    # Independent protocol peers for dev-sidecar's conformance test.
+    peers=$(scripts/python-peers.sh)
+    export TODO_PYTHON="$peers/python" PATH="$peers:$PATH"
     if cargo nextest --version >/dev/null 2>&1; then
         cargo nextest run --workspace --all-features --no-fail-fast
     else

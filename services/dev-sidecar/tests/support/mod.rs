@@ -110,6 +110,7 @@ pub struct Stack {
 
 impl Stack {
     pub fn new() -> Self {
+        todo_core::telemetry::init_for_tests();
         let dir = tempfile::tempdir().unwrap();
         let stack = Self {
             app_port: free_port(),
@@ -138,6 +139,11 @@ impl Stack {
 
     /// Starts dev-sidecar for this stack with extra flags.
     pub async fn sidecar(&self, flags: &[&str]) -> RunningServer {
+        self.sidecar_for("recorder", flags).await
+    }
+
+    /// Starts dev-sidecar for a run file whose app is `app_id`.
+    pub async fn sidecar_for(&self, app_id: &str, flags: &[&str]) -> RunningServer {
         let mut args = vec![
             "dev-sidecar".to_owned(),
             "--run-file".into(),
@@ -154,7 +160,7 @@ impl Stack {
         args.extend(flags.iter().map(|flag| (*flag).to_owned()));
         let config = Config::parse_from(args);
         let app = Application::build(config).await.expect("dev-sidecar builds");
-        let addr = app.endpoints()["recorder"];
+        let addr = app.endpoints()[app_id];
         RunningServer::spawn(addr, |stop| app.run_until_stopped(stop))
     }
 
