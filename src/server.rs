@@ -89,12 +89,33 @@ pub async fn serve(
     // gRPC-Web on the same port, so browsers can call every RPC (streams
     // included) without a proxy; plain gRPC requests pass through untouched.
     tonic::transport::Server::builder()
+        .trace_fn(request_span)
         .accept_http1(true)
         .layer(tonic_web::GrpcWebLayer::new())
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, stopping)
         .await?;
     Ok(())
+}
+
+/// The server span of every RPC, continuing the caller's trace context.
+fn request_span(request: &http::Request<()>) -> tracing::Span {
+    let path = request.uri().path();
+    let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or((path, ""));
+    let span = tracing::info_span!(
+        "grpc.server",
+        otel.name = %path.trim_start_matches('/'),
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = %service,
+        rpc.method = %method,
+    );
+    let traceparent = request
+        .headers()
+        .get("traceparent")
+        .and_then(|value| value.to_str().ok());
+    crate::telemetry::set_parent(&span, traceparent);
+    span
 }
 
 /// A bound gRPC server, ready to run: what each service's `Application`

@@ -91,6 +91,25 @@ fn traceparent(extensions: Option<&Struct>) -> Option<String> {
 }
 
 impl<H: EventHandler> AppCallbackService<H> {
+    /// Handles one event in a span that continues the event's trace.
+    async fn handle(&self, event: DeliveredEvent) -> Outcome {
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "pubsub.process",
+            otel.name = %format!("{} process", event.topic),
+            otel.kind = "consumer",
+            messaging.system = "dapr",
+            messaging.destination.name = %event.topic,
+            messaging.message.id = %event.id,
+            messaging.message.type = %event.event_type,
+            outcome = tracing::field::Empty,
+        );
+        crate::telemetry::set_parent(&span, event.traceparent.as_deref());
+        let outcome = self.handler.on_event(event).instrument(span.clone()).await;
+        span.record("outcome", format!("{outcome:?}"));
+        outcome
+    }
+
     async fn bulk(&self, request: TopicEventBulkRequest) -> TopicEventBulkResponse {
         let mut statuses = Vec::with_capacity(request.entries.len());
         for entry in request.entries {
@@ -121,7 +140,7 @@ impl<H: EventHandler> AppCallbackService<H> {
                     continue;
                 }
             };
-            let outcome = self.handler.on_event(event).await;
+            let outcome = self.handle(event).await;
             statuses.push(TopicEventBulkResponseEntry {
                 entry_id: entry.entry_id,
                 status: outcome.status() as i32,
@@ -162,7 +181,7 @@ impl<H: EventHandler> AppCallback for AppCallbackService<H> {
             content_type: request.data_content_type,
             data: request.data,
         };
-        Ok(Response::new(self.handler.on_event(event).await.into()))
+        Ok(Response::new(self.handle(event).await.into()))
     }
 
     async fn list_input_bindings(&self, _request: Request<()>) -> Result<Response<ListInputBindingsResponse>, Status> {

@@ -35,11 +35,16 @@ pub struct OutgoingEvent {
 
 impl OutgoingEvent {
     fn metadata(&self) -> HashMap<String, String> {
-        HashMap::from([
+        let mut metadata = HashMap::from([
             ("partitionKey".to_owned(), self.partition_key.clone()),
             ("cloudevent.id".to_owned(), self.event_id.clone()),
             ("cloudevent.type".to_owned(), self.event_type.clone()),
-        ])
+        ]);
+        // Per event, so each entry of a bulk publish keeps its own trace.
+        if let Some(traceparent) = &self.traceparent {
+            metadata.insert("cloudevent.traceparent".to_owned(), traceparent.clone());
+        }
+        metadata
     }
 }
 

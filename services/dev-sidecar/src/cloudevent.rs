@@ -69,6 +69,24 @@ pub fn wrap(
     }
 }
 
+/// Records the sidecar's own hop: a span for the accepted event, child of
+/// the publisher's context, whose context the CloudEvent then carries.
+pub fn trace_accept(event: &mut StoredEvent) {
+    let span = tracing::info_span!(
+        "pubsub.accept",
+        otel.name = %format!("{} publish", event.topic),
+        otel.kind = "server",
+        messaging.system = "dev-sidecar",
+        messaging.destination.name = %event.topic,
+        messaging.message.id = %event.id,
+        messaging.message.type = %event.event_type,
+    );
+    todo_core::telemetry::set_parent(&span, Some(event.traceparent.as_str()));
+    if let Some(traceparent) = todo_core::telemetry::traceparent_of(&span) {
+        event.traceparent = traceparent;
+    }
+}
+
 /// The same event bound for a dead-letter topic, with why it ended there.
 pub fn dead_letter(log: &Log, event: &StoredEvent, dead_letter_topic: &str, app_id: &str, reason: &str) -> StoredEvent {
     let mut letter = event.clone();

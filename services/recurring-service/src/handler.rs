@@ -59,7 +59,7 @@ impl EventHandler for Recurring {
             partition_key: command.user_id.clone(),
             data: prost::Message::encode_to_vec(&command),
             content_type: ContentType::Protobuf,
-            traceparent: event.traceparent.clone(),
+            traceparent: todo_core::telemetry::traceparent_or(event.traceparent.as_deref()),
         };
         match self.publisher.publish(topics::TASK_COMMANDS, &outgoing).await {
             Ok(()) => {

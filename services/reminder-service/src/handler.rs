@@ -54,7 +54,8 @@ impl EventHandler for Reminders {
                 return Outcome::Drop;
             }
         };
-        let actions = match plan(&task_event, timestamps::now(), event.traceparent.as_deref()) {
+        let trace = todo_core::telemetry::traceparent_or(event.traceparent.as_deref());
+        let actions = match plan(&task_event, timestamps::now(), trace.as_deref()) {
             Ok(actions) => actions,
             Err(err) => {
                 tracing::warn!(event_id = %event.id, error = %err, "invalid task event");
@@ -65,10 +66,10 @@ impl EventHandler for Reminders {
             let result = match &action {
                 Action::Schedule { name, at, job } => {
                     self.jobs
-                        .schedule_once(name, *at, job_data(job), event.traceparent.as_deref())
+                        .schedule_once(name, *at, job_data(job), trace.as_deref())
                         .await
                 }
-                Action::Delete { name } => self.jobs.delete(name, event.traceparent.as_deref()).await,
+                Action::Delete { name } => self.jobs.delete(name, trace.as_deref()).await,
             };
             if let Err(status) = result {
                 tracing::warn!(event_id = %event.id, ?action, error = %status, "jobs API call failed");
@@ -100,16 +101,23 @@ impl EventHandler for Reminders {
                 return Ok(());
             }
         };
+        // The reminder continues the trace of the change that scheduled it.
+        let span =
+            tracing::info_span!("reminder.fire", otel.kind = "consumer", job = %job.name, task_id = %event.task_id);
+        todo_core::telemetry::set_parent(&span, Some(traceparent.as_str()));
         let outgoing = OutgoingEvent {
             event_id: event.event_id.clone(),
             event_type: event.event_type.clone(),
             partition_key: event.user_id.clone(),
             data: event.encode_to_vec(),
             content_type: ContentType::Protobuf,
-            traceparent: (!traceparent.is_empty()).then_some(traceparent),
+            traceparent: todo_core::telemetry::traceparent_of(&span)
+                .or((!traceparent.is_empty()).then_some(traceparent)),
         };
+        use tracing::Instrument;
         self.publisher
             .publish(topics::REMINDERS, &outgoing)
+            .instrument(span)
             .await
             .map_err(|err| Status::unavailable(format!("publishing the reminder failed: {err}")))?;
         tracing::info!(job = %job.name, task_id = %event.task_id, kind = event.kind, "reminder published");

@@ -109,7 +109,7 @@ impl AppEndpoint {
         if message.pubsub_name.is_empty() || message.topic.is_empty() {
             return Err(Status::invalid_argument("pubsub_name and topic are required"));
         }
-        let event = cloudevent::wrap(
+        let mut event = cloudevent::wrap(
             &self.log,
             &self.app_id,
             &message.pubsub_name,
@@ -119,6 +119,7 @@ impl AppEndpoint {
             &message.metadata,
             trace.as_deref(),
         );
+        cloudevent::trace_accept(&mut event);
         self.log.append(vec![event]).await.map_err(storage_error)?;
         Ok(Response::new(()))
     }
@@ -144,7 +145,7 @@ impl AppEndpoint {
             }
             let mut metadata = message.metadata.clone();
             metadata.extend(entry.metadata);
-            events.push(cloudevent::wrap(
+            let mut event = cloudevent::wrap(
                 &self.log,
                 &self.app_id,
                 &message.pubsub_name,
@@ -153,7 +154,9 @@ impl AppEndpoint {
                 &entry.content_type,
                 &metadata,
                 trace.as_deref(),
-            ));
+            );
+            cloudevent::trace_accept(&mut event);
+            events.push(event);
         }
         // All entries commit together: a batch is accepted whole or not at all.
         self.log.append(events).await.map_err(storage_error)?;

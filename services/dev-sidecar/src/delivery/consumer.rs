@@ -135,13 +135,33 @@ impl Consumer {
         let Some(path) = route(self.subscription.routes.as_ref(), &event.event_type) else {
             return Verdict::Done;
         };
+        // The delivery hop: a span continuing the event's trace, whose
+        // context the app receives.
+        let span = tracing::info_span!(
+            "pubsub.deliver",
+            otel.name = %format!("{} deliver", event.topic),
+            otel.kind = "producer",
+            messaging.system = "dev-sidecar",
+            messaging.destination.name = %event.topic,
+            messaging.message.id = %event.id,
+            app = %self.app_id,
+        );
+        todo_core::telemetry::set_parent(&span, Some(event.traceparent.as_str()));
+        let mut delivered = event.clone();
+        if let Some(traceparent) = todo_core::telemetry::traceparent_of(&span) {
+            delivered.traceparent = traceparent;
+        }
+        let event = &delivered;
         let mut retries = 0;
         let mut backoff = self.policy.initial_backoff;
         loop {
-            let answer = self
-                .apps
-                .on_topic_event(&self.app_id, self.request(event, path.clone()), &event.traceparent)
-                .await;
+            let answer = {
+                use tracing::Instrument;
+                self.apps
+                    .on_topic_event(&self.app_id, self.request(event, path.clone()), &event.traceparent)
+                    .instrument(span.clone())
+                    .await
+            };
             let failure = match answer {
                 Ok(response) => match TopicEventResponseStatus::try_from(response.status) {
                     Ok(TopicEventResponseStatus::Success) => return Verdict::Done,

@@ -68,11 +68,8 @@ impl EventHandler for TaskApiEvents {
                         return Outcome::Drop;
                     }
                 };
-                match self
-                    .tasks
-                    .create_occurrence(&command, event.traceparent.as_deref())
-                    .await
-                {
+                let trace = todo_core::telemetry::traceparent_or(event.traceparent.as_deref());
+                match self.tasks.create_occurrence(&command, trace.as_deref()).await {
                     Ok(created) => {
                         tracing::info!(task_id = %command.task_id, created, "occurrence requested");
                         Outcome::Success

@@ -33,15 +33,16 @@ impl TaskApi {
     }
 }
 
-/// The caller's W3C trace context, stored with the outbox row so the event
-/// continues the caller's trace.
+/// The trace context stored with the outbox row, so the event continues this
+/// RPC's trace: the RPC's own span when spans are exported, else the
+/// caller's `traceparent` as it came.
 fn traceparent<T>(request: &Request<T>) -> Option<String> {
-    request
+    let incoming = request
         .metadata()
         .get("traceparent")
         .and_then(|value| value.to_str().ok())
-        .filter(|value| value.len() <= 128)
-        .map(str::to_owned)
+        .filter(|value| value.len() <= 128);
+    todo_core::telemetry::traceparent_or(incoming)
 }
 
 fn caller<T>(request: &Request<T>) -> Result<String, Status> {

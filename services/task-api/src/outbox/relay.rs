@@ -146,7 +146,14 @@ impl Relay {
         let mut published = Vec::with_capacity(rows.len());
         let mut failure = None;
         for group in rows.chunk_by(|a, b| a.topic == b.topic) {
-            let events: Vec<OutgoingEvent> = group.iter().map(outgoing).collect();
+            // One producer span per event, each continuing the trace of the
+            // RPC that made the change; they end when the batch is accepted.
+            let spans: Vec<tracing::Span> = group.iter().map(publish_span).collect();
+            let events: Vec<OutgoingEvent> = group
+                .iter()
+                .zip(&spans)
+                .map(|(row, span)| outgoing(row, span))
+                .collect();
             match self.publisher.publish_bulk(&group[0].topic, &events).await {
                 Ok(()) => published.extend(group.iter().map(|row| row.id)),
                 Err(PublishError::PartialBatch { failed_ids, .. }) => {
@@ -181,13 +188,27 @@ impl Relay {
     }
 }
 
-fn outgoing(row: &OutboxRow) -> OutgoingEvent {
+fn publish_span(row: &OutboxRow) -> tracing::Span {
+    let span = tracing::info_span!(
+        "pubsub.publish",
+        otel.name = %format!("{} publish", row.topic),
+        otel.kind = "producer",
+        messaging.system = "dapr",
+        messaging.destination.name = %row.topic,
+        messaging.message.id = %row.event_id,
+        messaging.message.type = %row.event_type,
+    );
+    todo_core::telemetry::set_parent(&span, row.traceparent.as_deref());
+    span
+}
+
+fn outgoing(row: &OutboxRow, span: &tracing::Span) -> OutgoingEvent {
     OutgoingEvent {
         event_id: row.event_id.to_string(),
         event_type: row.event_type.clone(),
         partition_key: row.partition_key.clone(),
         data: row.payload.clone(),
         content_type: ContentType::Protobuf,
-        traceparent: row.traceparent.clone(),
+        traceparent: todo_core::telemetry::traceparent_of(span).or_else(|| row.traceparent.clone()),
     }
 }

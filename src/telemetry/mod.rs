@@ -7,6 +7,10 @@
 //! with W3C trace-context propagation. Unset, nothing is exported and the
 //! layer is not installed at all, so it costs nothing.
 
+pub mod context;
+
+pub use context::{set_parent, traceparent_of, traceparent_or};
+
 use opentelemetry::{KeyValue, trace::TracerProvider as _};
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
