@@ -84,6 +84,15 @@ dlq admin="50100":
 lag admin="50100":
     @curl -sf http://127.0.0.1:{{admin}}/lag | python3 -m json.tool
 
+# Benchmark the real binaries (release build); `just bench quick` takes under a minute.
+bench mode="full":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    peers=$(scripts/python-peers.sh)
+    cargo build --release --workspace --bins
+    flag=""; [ "{{mode}}" = "quick" ] && flag="--quick"
+    TODO_PYTHON="$peers/python" target/release/todo-bench $flag --out target/bench
+
 # Deploy to Minikube: Dapr control plane (with Scheduler), Kafka, PostgreSQL, Jaeger, the five services.
 deploy:
     scripts/deploy.sh

@@ -1,0 +1,217 @@
+//! The whole system under load: CreateTask latency (open loop at a fixed
+//! rate) and throughput (closed loop), how fast the consumers drain,
+//! commit → audit record latency, and each service's memory.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use serde_json::{Map, Value, json};
+use todo_core::{
+    proto::v1::{CreateTaskRequest, ListAuditRecordsRequest},
+    testing::{TestStack, stack::SERVICES},
+    timestamps,
+};
+
+use crate::{
+    Args,
+    report::{percentile, round},
+};
+
+const USERS: usize = 64;
+
+fn request(n: usize) -> CreateTaskRequest {
+    CreateTaskRequest {
+        title: format!("bench task {n}"),
+        due_at: Some(timestamps::to_proto(timestamps::now() + chrono::Duration::days(3))),
+        tags: vec!["bench".into()],
+        ..Default::default()
+    }
+}
+
+fn user(n: usize) -> String {
+    format!("bench-user-{}", n % USERS)
+}
+
+pub async fn run(args: &Args) -> anyhow::Result<Vec<(String, Value)>> {
+    let sidecar = std::env::current_exe()?
+        .parent()
+        .map(|dir| dir.join("dev-sidecar"))
+        .ok_or_else(|| anyhow::anyhow!("no binary directory"))?;
+    let stack = TestStack::start(sidecar.to_str().unwrap(), &[]).await;
+    let mut clients = Vec::new();
+    for n in 0..USERS {
+        clients.push(stack.tasks(&user(n)).await);
+    }
+    let mut out = Vec::new();
+
+    // Open loop: a request every 2 ms whatever the answers do.
+    let rate = 500.0;
+    let seconds = if args.quick { 5.0 } else { 20.0 };
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(Mutex::new(0usize));
+    let started = Instant::now();
+    let total = (rate * seconds) as usize;
+    let mut handles = Vec::with_capacity(total);
+    for n in 0..total {
+        let due = started + Duration::from_secs_f64(n as f64 / rate);
+        tokio::time::sleep_until(due.into()).await;
+        let mut client = clients[n % USERS].clone();
+        let latencies = latencies.clone();
+        let errors = errors.clone();
+        handles.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            match client.create_task(request(n)).await {
+                Ok(_) => latencies.lock().unwrap().push(sent.elapsed().as_secs_f64() * 1e3),
+                Err(_) => *errors.lock().unwrap() += 1,
+            }
+        }));
+    }
+    for handle in handles {
+        handle.await?;
+    }
+    let elapsed = started.elapsed();
+    let mut open = latencies.lock().unwrap().clone();
+    out.push((
+        "create_task".into(),
+        json!({
+            "offered_rps": rate,
+            "rps": round(open.len() as f64 / elapsed.as_secs_f64()),
+            "p50_ms": round(percentile(&mut open, 50.0)),
+            "p99_ms": round(percentile(&mut open, 99.0)),
+            "errors": *errors.lock().unwrap(),
+        }),
+    ));
+    let load_stopped = Instant::now();
+    let drain = wait_for_zero_lag(&stack).await?;
+    let open_loop_count = open.len();
+
+    // Closed loop: 32 clients as fast as answers come.
+    let seconds = if args.quick { 5.0 } else { 30.0 };
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for worker in 0..32 {
+        let mut client = clients[worker % USERS].clone();
+        let latencies = latencies.clone();
+        handles.push(tokio::spawn(async move {
+            let mut n = worker;
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                if client.create_task(request(n)).await.is_ok() {
+                    latencies.lock().unwrap().push(sent.elapsed().as_secs_f64() * 1e3);
+                }
+                n += 32;
+            }
+        }));
+    }
+    for handle in handles {
+        handle.await?;
+    }
+    let elapsed = started.elapsed();
+    let mut closed = latencies.lock().unwrap().clone();
+    let closed_drain = wait_for_zero_lag(&stack).await?;
+    out.push((
+        "create_task_max".into(),
+        json!({
+            "concurrency": 32,
+            "rps": round(closed.len() as f64 / elapsed.as_secs_f64()),
+            "p50_ms": round(percentile(&mut closed, 50.0)),
+            "p99_ms": round(percentile(&mut closed, 99.0)),
+            "lag_drained_s": round(closed_drain.as_secs_f64()),
+        }),
+    ));
+
+    // Commit → audit record, from the records themselves.
+    let mut e2e = Vec::new();
+    let mut first: Option<chrono::DateTime<chrono::Utc>> = None;
+    let mut last: Option<chrono::DateTime<chrono::Utc>> = None;
+    for n in 0..USERS {
+        let mut audit = stack.audit(&user(n)).await;
+        let mut token = String::new();
+        loop {
+            let page = audit
+                .list_audit_records(ListAuditRecordsRequest {
+                    page_size: 500,
+                    page_token: token.clone(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            for record in &page.records {
+                let (Some(occurred), Some(recorded)) = (&record.occurred_at, &record.recorded_at) else {
+                    continue;
+                };
+                let (occurred, recorded) = (timestamps::from_proto(occurred)?, timestamps::from_proto(recorded)?);
+                e2e.push((recorded - occurred).num_microseconds().unwrap_or(0) as f64 / 1e3);
+                first = Some(first.map_or(recorded, |f| f.min(recorded)));
+                last = Some(last.map_or(recorded, |l| l.max(recorded)));
+            }
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+    }
+    let span = match (first, last) {
+        (Some(first), Some(last)) => (last - first).num_milliseconds().max(1) as f64 / 1e3,
+        _ => f64::NAN,
+    };
+    out.push((
+        "end_to_end".into(),
+        json!({
+            "audited_events": e2e.len(),
+            "events_per_s": round(e2e.len() as f64 / span),
+            "p50_ms": round(percentile(&mut e2e, 50.0)),
+            "p99_ms": round(percentile(&mut e2e, 99.0)),
+            "lag_drained_after_open_loop_s": round(drain.as_secs_f64()),
+            "open_loop_events": open_loop_count,
+            "measured": "audit record recorded_at - event occurred_at (commit), both loads",
+        }),
+    ));
+    let _ = load_stopped;
+
+    let mut rss = Map::new();
+    for service in SERVICES.iter().chain(["dev-sidecar"].iter()) {
+        if let Some(mb) = rss_mb(service) {
+            rss.insert((*service).to_owned(), json!(round(mb)));
+        }
+    }
+    out.push(("rss_mb".into(), Value::Object(rss)));
+    stack.stop().await;
+    Ok(out)
+}
+
+async fn wait_for_zero_lag(stack: &TestStack) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let lag = stack.inspect("/lag").await.map_err(anyhow::Error::msg)?;
+        if lag["total"].as_u64() == Some(0) {
+            return Ok(started.elapsed());
+        }
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(300), "lag did not drain: {lag}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Resident memory of the running process whose executable is named `name`.
+fn rss_mb(name: &str) -> Option<f64> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let exe = std::fs::read_link(entry.path().join("exe")).ok();
+        if exe.as_ref().and_then(|exe| exe.file_name()).and_then(|n| n.to_str()) != Some(name) {
+            continue;
+        }
+        let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
+        let kb: f64 = status
+            .lines()
+            .find(|line| line.starts_with("VmRSS:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        return Some(kb / 1024.0);
+    }
+    None
+}
