@@ -22,7 +22,7 @@ use todo_core::{
     },
     events::ContentType,
     server::{GrpcApp, base_routes},
-    testing::{RunningServer, free_port},
+    testing::{RunningServer, free_ports},
 };
 
 use crate::{
@@ -85,7 +85,9 @@ mod tempfile_dir {
 async fn setup(bulk: bool) -> anyhow::Result<Setup> {
     let dir = std::env::temp_dir().join(format!("todo-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
-    let (app_port, grpc_port, admin_port) = (free_port(), free_port(), free_port());
+    let [app_port, grpc_port, admin_port] = free_ports(3)[..] else {
+        unreachable!()
+    };
     let run_file = dir.join("dev.yaml");
     std::fs::write(
         &run_file,
@@ -238,7 +240,9 @@ pub async fn python_baseline(args: &Args) -> anyhow::Result<Value> {
     let dir = std::env::temp_dir().join(format!("todo-bench-py-{}", uuid::Uuid::new_v4().simple()));
     let _cleanup = tempfile_dir::Dir(dir.clone());
     std::fs::create_dir_all(&dir)?;
-    let (app_port, grpc_port, http_port, admin_port) = (free_port(), free_port(), free_port(), free_port());
+    let [app_port, grpc_port, http_port, admin_port] = free_ports(4)[..] else {
+        unreachable!()
+    };
     let run_file = dir.join("dev.yaml");
     std::fs::write(
         &run_file,

@@ -21,5 +21,5 @@ pub mod tokens;
 pub use fake_sidecar::{ApiLevel, FakeSidecar, RecordedEvent, RecordedJob};
 pub use in_process::{RunningServer, dapr_config, delivery};
 pub use postgres::TestDatabase;
-pub use process::{ServiceProcess, free_port};
+pub use process::{ServiceProcess, free_port, free_ports};
 pub use stack::{TestStack, eventually};

@@ -9,6 +9,18 @@ use std::{
 use tonic::transport::Channel;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
+/// `count` distinct ports that were free a moment ago: all listeners stay
+/// open until every port is chosen, so the OS cannot hand one out twice.
+pub fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|listener| listener.local_addr().expect("bound").port())
+        .collect()
+}
+
 /// A port that was free a moment ago (the OS picked it for a listener we
 /// closed at once). Good enough for tests on loopback.
 pub fn free_port() -> u16 {
@@ -159,6 +171,12 @@ impl ServiceProcess {
         from_v1alpha.sort();
         assert_eq!(from_v1, from_v1alpha, "reflection v1 and v1alpha disagree");
         from_v1
+    }
+
+    /// SIGKILL, as a crash would.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns its exit code.

@@ -18,7 +18,7 @@ use tonic::{
     transport::Channel,
 };
 
-use super::{ServiceProcess, TestDatabase, free_port, tokens};
+use super::{ServiceProcess, TestDatabase, free_ports, tokens};
 use crate::proto::v1::{
     audit_service_client::AuditServiceClient, notification_service_client::NotificationServiceClient,
     task_service_client::TaskServiceClient,
@@ -50,6 +50,8 @@ pub struct TestStack {
     pub database: TestDatabase,
     pub dir: tempfile::TempDir,
     sidecar: Option<ServiceProcess>,
+    sidecar_binary: String,
+    sidecar_env: Vec<(String, String)>,
 }
 
 /// Adds a bearer token to every call.
@@ -80,22 +82,24 @@ impl TestStack {
         }
         let database = TestDatabase::create().await;
         let dir = tempfile::tempdir().expect("temp dir");
+        let mut picked = free_ports(SERVICES.len() * 3 + 1).into_iter();
+        let mut next = || picked.next().expect("enough ports");
         let ports: Vec<(&'static str, AppPorts)> = SERVICES
             .iter()
             .map(|name| {
                 (
                     *name,
                     AppPorts {
-                        app: free_port(),
-                        dapr_grpc: free_port(),
-                        dapr_http: free_port(),
+                        app: next(),
+                        dapr_grpc: next(),
+                        dapr_http: next(),
                     },
                 )
             })
             .collect();
         let run_file = dir.path().join("dev.yaml");
         std::fs::write(&run_file, run_file_text(&bin_dir, &ports)).expect("write run file");
-        let admin_port = free_port();
+        let admin_port = next();
         let admin = admin_port.to_string();
         let data_dir = dir.path().join("sidecar");
         let log_level = if std::env::var_os("TEST_LOG").is_some() {
@@ -115,17 +119,43 @@ impl TestStack {
             ("RUST_LOG", log_level),
         ];
         env.extend_from_slice(extra_sidecar_env);
-        let task_api_dapr = ports[0].1.dapr_grpc;
-        let sidecar = ServiceProcess::start_on("dev-sidecar", sidecar_binary, task_api_dapr, &env).await;
-        let stack = Self {
+        let sidecar_env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let mut stack = Self {
             ports,
             admin_port,
             database,
             dir,
-            sidecar: Some(sidecar),
+            sidecar: None,
+            sidecar_binary: sidecar_binary.to_owned(),
+            sidecar_env,
         };
-        stack.wait_until_subscribed(Duration::from_secs(60)).await;
+        stack.start_sidecar().await;
         stack
+    }
+
+    async fn start_sidecar(&mut self) {
+        let env: Vec<(&str, &str)> = self.sidecar_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let task_api_dapr = self.ports[0].1.dapr_grpc;
+        let sidecar = ServiceProcess::start_on("dev-sidecar", &self.sidecar_binary, task_api_dapr, &env).await;
+        self.sidecar = Some(sidecar);
+        self.wait_until_subscribed(Duration::from_secs(60)).await;
+    }
+
+    /// kill -9 dev-sidecar (its apps get SIGTERM from the kernel), then
+    /// start it again on the same data directory and ports.
+    pub async fn crash_and_restart_sidecar(&mut self) {
+        if let Some(sidecar) = self.sidecar.take() {
+            sidecar.kill().await;
+        }
+        // The apps release their ports as they stop.
+        for (_, ports) in &self.ports {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while std::net::TcpStream::connect(("127.0.0.1", ports.app)).is_ok() {
+                assert!(Instant::now() < deadline, "an app outlived its sidecar");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        self.start_sidecar().await;
     }
 
     fn port(&self, service: &str) -> AppPorts {

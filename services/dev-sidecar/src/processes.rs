@@ -47,6 +47,18 @@ impl Processes {
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .kill_on_drop(true);
+            // If dev-sidecar dies without stopping its apps (kill -9, a
+            // crash), the kernel sends them SIGTERM, so no orphan keeps a port.
+            // SAFETY: the closure runs in the forked child before exec and only
+            // makes one prctl system call, which is async-signal-safe; it
+            // touches no memory shared with the parent.
+            #[cfg(target_os = "linux")]
+            unsafe {
+                command.pre_exec(|| {
+                    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))
+                        .map_err(std::io::Error::from)
+                });
+            }
             let mut child = command.spawn().map_err(|err| {
                 format!(
                     "cannot start {} ({}): {err}",

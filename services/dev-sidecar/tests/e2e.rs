@@ -386,3 +386,73 @@ async fn a_poison_event_is_dead_lettered_while_the_flow_continues() {
     assert!(verdict.valid);
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn killing_the_sidecar_mid_stream_loses_and_duplicates_nothing() {
+    let mut stack = TestStack::start(SIDECAR, &[]).await;
+    let users = ["ann", "ben", "cat", "dan"];
+    let mut created = std::collections::BTreeMap::<&str, Vec<String>>::new();
+    for round in 0..10 {
+        for (user, id) in create_for_each(&stack, &users, round).await {
+            created.entry(user).or_default().push(id);
+        }
+    }
+    stack.crash_and_restart_sidecar().await;
+    for round in 10..20 {
+        for (user, id) in create_for_each(&stack, &users, round).await {
+            created.entry(user).or_default().push(id);
+        }
+    }
+    for (user, ids) in &created {
+        let mut audit = stack.audit(user).await;
+        let expected = ids.clone();
+        let recorded = eventually("every change audited", Duration::from_secs(60), || {
+            let mut audit = audit.clone();
+            let expected = expected.clone();
+            async move {
+                let records = audit
+                    .list_audit_records(ListAuditRecordsRequest {
+                        page_size: 500,
+                        ..Default::default()
+                    })
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .records;
+                (records.len() >= expected.len()).then_some(records)
+            }
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let task_ids: Vec<String> = recorded.iter().map(|r| r.task_id.clone()).collect();
+        assert_eq!(&task_ids, ids, "{user}: every change once, in commit order");
+        let verdict = audit
+            .verify_audit_chain(VerifyAuditChainRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(verdict.valid, "{verdict:?}");
+    }
+    stack.stop().await;
+}
+
+/// One CreateTask per user; returns (user, task id) in order.
+async fn create_for_each<'a>(stack: &TestStack, users: &[&'a str], round: usize) -> Vec<(&'a str, String)> {
+    let mut out = Vec::new();
+    for user in users {
+        let task = stack
+            .tasks(user)
+            .await
+            .create_task(CreateTaskRequest {
+                title: format!("{user} {round}"),
+                ..Default::default()
+            })
+            .await
+            .expect("task RPCs keep working while the sidecar is down")
+            .into_inner()
+            .task
+            .unwrap();
+        out.push((*user, task.id));
+    }
+    out
+}

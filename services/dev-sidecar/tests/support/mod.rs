@@ -22,7 +22,7 @@ use todo_core::{
         runtime::{JobEventRequest, TopicSubscription},
     },
     server::{GrpcApp, base_routes},
-    testing::{RunningServer, free_port},
+    testing::{RunningServer, free_ports},
 };
 use tonic::Status;
 
@@ -112,10 +112,13 @@ impl Stack {
     pub fn new() -> Self {
         todo_core::telemetry::init_for_tests();
         let dir = tempfile::tempdir().unwrap();
+        let [app_port, grpc_port, admin_port] = free_ports(3)[..] else {
+            unreachable!()
+        };
         let stack = Self {
-            app_port: free_port(),
-            grpc_port: free_port(),
-            admin_port: free_port(),
+            app_port,
+            grpc_port,
+            admin_port,
             dir,
         };
         std::fs::write(
