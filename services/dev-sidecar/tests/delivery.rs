@@ -5,7 +5,7 @@ mod support;
 
 use std::{sync::Arc, time::Duration};
 
-use support::{Recorder, Stack, eventually, serve_app};
+use support::{Recorder, Stack, eventually, serve_app, serve_app_with_token};
 use todo_core::{
     dapr::{callback::Outcome, publisher::OutgoingEvent},
     events::ContentType,
@@ -228,4 +228,34 @@ async fn an_app_that_is_down_is_waited_for_not_skipped() {
     assert_eq!(recorder.received_ids(), ["w0", "w1", "w2"]);
     let letters = stack.inspect("/dead-letters").await;
     assert!(letters.as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn api_tokens_are_required_from_callers_and_sent_to_apps() {
+    let stack = Stack::new();
+    let recorder = Arc::new(Recorder::on_topics(&["orders"], false));
+    // The app refuses callbacks without its token: deliveries only work if
+    // the sidecar sends it.
+    let _app = serve_app_with_token(recorder.clone(), stack.app_port, Some("app-secret")).await;
+    let _sidecar = stack
+        .sidecar(&["--dapr-api-token", "sidecar-secret", "--app-api-token", "app-secret"])
+        .await;
+    let anonymous = stack.publisher();
+    let refused = anonymous
+        .publish("orders", &event("x", "alice", "order.placed"))
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("dapr-api-token"), "{refused}");
+
+    let mut config = stack.dapr_config();
+    config.api_token = Some("sidecar-secret".into());
+    let publisher = todo_core::dapr::publisher::Publisher::connect_lazy(&config).unwrap();
+    publisher
+        .publish("orders", &event("y", "alice", "order.placed"))
+        .await
+        .unwrap();
+    eventually("delivered with the app token", Duration::from_secs(10), || {
+        recorder.received_ids() == ["y"]
+    })
+    .await;
 }

@@ -92,8 +92,13 @@ impl EventHandler for Recorder {
 
 /// Runs `recorder` as an app on `port`.
 pub async fn serve_app(recorder: Arc<Recorder>, port: u16) -> RunningServer {
+    serve_app_with_token(recorder, port, None).await
+}
+
+/// Runs `recorder` as an app that requires `app_api_token` on callbacks.
+pub async fn serve_app_with_token(recorder: Arc<Recorder>, port: u16, app_api_token: Option<&str>) -> RunningServer {
     let mut base = base_routes(&app::SERVICE_NAMES).unwrap();
-    app::add_routes(&mut base.routes, recorder, None);
+    app::add_routes(&mut base.routes, recorder, app_api_token.map(Into::into));
     let server = GrpcApp::bind(SocketAddr::from(([127, 0, 0, 1], port)), base)
         .await
         .unwrap();
