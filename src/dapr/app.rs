@@ -105,8 +105,16 @@ impl<H: EventHandler> AppCallbackService<H> {
             outcome = tracing::field::Empty,
         );
         crate::telemetry::set_parent(&span, event.traceparent.as_deref());
+        let started = std::time::Instant::now();
+        let topic = event.topic.clone();
         let outcome = self.handler.on_event(event).instrument(span.clone()).await;
-        span.record("outcome", format!("{outcome:?}"));
+        let name = match outcome {
+            Outcome::Success => "success",
+            Outcome::Retry => "retry",
+            Outcome::Drop => "drop",
+        };
+        span.record("outcome", name);
+        crate::telemetry::metrics::record_consumed(&topic, name, started);
         outcome
     }
 

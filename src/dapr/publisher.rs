@@ -167,6 +167,7 @@ impl Publisher {
         };
         let request = self.request(message, event.traceparent.as_deref());
         self.sidecar.client().publish_event(request).await?;
+        crate::telemetry::metrics::record_published(topic, 1);
         Ok(())
     }
 
@@ -231,6 +232,7 @@ impl Publisher {
             }
         };
         debug_assert!(level <= BULK_NONE);
+        crate::telemetry::metrics::record_published(topic, events.len() - response.failed_entries.len());
         match response.failed_entries.first() {
             None => Ok(()),
             Some(first) => Err(PublishError::PartialBatch {

@@ -8,12 +8,15 @@
 //! layer is not installed at all, so it costs nothing.
 
 pub mod context;
+pub mod metrics;
 
 pub use context::{set_parent, traceparent_of, traceparent_or};
 
 use opentelemetry::{KeyValue, trace::TracerProvider as _};
-use opentelemetry_otlp::{SpanExporter, WithExportConfig};
-use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
+use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig};
+use opentelemetry_sdk::{
+    Resource, metrics::SdkMeterProvider, propagation::TraceContextPropagator, trace::SdkTracerProvider,
+};
 use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
 
 use crate::config::{LogFormat, TelemetryConfig};
@@ -31,6 +34,7 @@ pub enum TelemetryError {
 #[must_use = "dropping the guard without shutdown() loses buffered spans"]
 pub struct Telemetry {
     tracer_provider: Option<SdkTracerProvider>,
+    meter_provider: Option<SdkMeterProvider>,
 }
 
 impl Telemetry {
@@ -40,6 +44,11 @@ impl Telemetry {
             && let Err(err) = provider.shutdown()
         {
             eprintln!("flushing spans failed: {err}");
+        }
+        if let Some(provider) = self.meter_provider
+            && let Err(err) = provider.shutdown()
+        {
+            eprintln!("flushing metrics failed: {err}");
         }
     }
 }
@@ -71,8 +80,49 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
             .with_tracer(provider.tracer(config.service_name.clone()))
             .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
     });
-    tracing_subscriber::registry().with(fmt).with(otel).try_init()?;
-    Ok(Telemetry { tracer_provider })
+    let meter_provider = config
+        .otlp_endpoint
+        .as_deref()
+        .map(|endpoint| meter_provider(&config.service_name, endpoint))
+        .transpose()?;
+    let rpc_metrics = meter_provider.as_ref().map(|_| metrics::RpcDurationLayer);
+    tracing_subscriber::registry()
+        .with(fmt)
+        .with(otel)
+        .with(rpc_metrics)
+        .try_init()?;
+    Ok(Telemetry {
+        tracer_provider,
+        meter_provider,
+    })
+}
+
+fn resource(service_name: &str) -> Resource {
+    Resource::builder()
+        .with_service_name(service_name.to_owned())
+        .with_attributes([
+            KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+            KeyValue::new("service.namespace", "todo"),
+        ])
+        .build()
+}
+
+/// Metrics are read and exported periodically (`OTEL_METRIC_EXPORT_INTERVAL`).
+fn meter_provider(service_name: &str, endpoint: &str) -> Result<SdkMeterProvider, TelemetryError> {
+    let exporter = MetricExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()
+        .map_err(|err| TelemetryError::Exporter {
+            endpoint: endpoint.to_owned(),
+            reason: err.to_string(),
+        })?;
+    let provider = SdkMeterProvider::builder()
+        .with_periodic_exporter(exporter)
+        .with_resource(resource(service_name))
+        .build();
+    opentelemetry::global::set_meter_provider(provider.clone());
+    Ok(provider)
 }
 
 fn tracer_provider(service_name: &str, endpoint: &str) -> Result<SdkTracerProvider, TelemetryError> {
@@ -84,16 +134,9 @@ fn tracer_provider(service_name: &str, endpoint: &str) -> Result<SdkTracerProvid
             endpoint: endpoint.to_owned(),
             reason: err.to_string(),
         })?;
-    let resource = Resource::builder()
-        .with_service_name(service_name.to_owned())
-        .with_attributes([
-            KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
-            KeyValue::new("service.namespace", "todo"),
-        ])
-        .build();
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_resource(resource)
+        .with_resource(resource(service_name))
         .build();
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     opentelemetry::global::set_tracer_provider(provider.clone());

@@ -11,11 +11,17 @@ use std::{
 };
 
 use opentelemetry_proto::tonic::{
-    collector::trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-        trace_service_server::{TraceService, TraceServiceServer},
+    collector::{
+        metrics::v1::{
+            ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+            metrics_service_server::{MetricsService, MetricsServiceServer},
+        },
+        trace::v1::{
+            ExportTraceServiceRequest, ExportTraceServiceResponse,
+            trace_service_server::{TraceService, TraceServiceServer},
+        },
     },
-    common::v1::any_value::Value,
+    common::v1::{KeyValue, any_value::Value},
 };
 use todo_core::{
     proto::v1::{CompleteTaskRequest, CreateTaskRequest, Frequency, ListTasksRequest, Recurrence},
@@ -35,6 +41,40 @@ struct SpanRecord {
 
 #[derive(Clone, Default)]
 struct Receiver(Arc<Mutex<Vec<SpanRecord>>>);
+
+/// (service, metric name) pairs received.
+#[derive(Clone, Default)]
+struct MetricsReceiver(Arc<Mutex<BTreeSet<(String, String)>>>);
+
+fn service_name(attributes: &[KeyValue]) -> String {
+    attributes
+        .iter()
+        .find(|attribute| attribute.key == "service.name")
+        .and_then(|attribute| match attribute.value.as_ref()?.value.as_ref()? {
+            Value::StringValue(name) => Some(name.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+#[tonic::async_trait]
+impl MetricsService for MetricsReceiver {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        let mut seen = self.0.lock().unwrap();
+        for resource_metrics in request.into_inner().resource_metrics {
+            let service = service_name(resource_metrics.resource.as_ref().map_or(&[][..], |r| &r.attributes));
+            for scope in resource_metrics.scope_metrics {
+                for metric in scope.metrics {
+                    seen.insert((service.clone(), metric.name));
+                }
+            }
+        }
+        Ok(Response::new(ExportMetricsServiceResponse { partial_success: None }))
+    }
+}
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -77,11 +117,12 @@ impl TraceService for Receiver {
 #[tokio::test]
 async fn create_and_complete_of_a_recurring_task_are_each_one_connected_trace() {
     let receiver = Receiver::default();
+    let metrics = MetricsReceiver::default();
     let port = free_port();
-    let server = TraceServiceServer::new(receiver.clone());
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(server)
+            .add_service(TraceServiceServer::new(receiver.clone()))
+            .add_service(MetricsServiceServer::new(metrics.clone()))
             .serve(SocketAddr::from(([127, 0, 0, 1], port))),
     );
     let endpoint = format!("http://127.0.0.1:{port}");
@@ -136,6 +177,7 @@ async fn create_and_complete_of_a_recurring_task_are_each_one_connected_trace() 
     stack.stop().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
+    assert_metrics(&metrics);
     let spans = receiver.0.lock().unwrap().clone();
     let by_id: HashMap<&str, &SpanRecord> = spans.iter().map(|s| (s.span_id.as_str(), s)).collect();
     let root = |rpc: &str| {
@@ -201,4 +243,24 @@ async fn create_and_complete_of_a_recurring_task_are_each_one_connected_trace() 
         "each hop's parent is the hop before it (message spans follow the event's \
          own context, so the bulk and callback RPC spans are their siblings)"
     );
+}
+
+// Kept in the same test as the traces: one stack, both signals.
+fn assert_metrics(metrics: &MetricsReceiver) {
+    let seen = metrics.0.lock().unwrap().clone();
+    for (service, name) in [
+        ("task-api", "rpc.server.duration"),
+        ("task-api", "messaging.publish.messages"),
+        ("task-api", "outbox.depth"),
+        ("task-api", "outbox.age"),
+        ("audit-service", "messaging.process.messages"),
+        ("audit-service", "messaging.process.duration"),
+        ("recurring-service", "messaging.process.messages"),
+        ("recurring-service", "messaging.publish.messages"),
+    ] {
+        assert!(
+            seen.contains(&(service.to_owned(), name.to_owned())),
+            "{service} exported no {name}; got {seen:?}"
+        );
+    }
 }

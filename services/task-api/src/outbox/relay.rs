@@ -107,7 +107,19 @@ impl Relay {
 
     async fn relay_while_leader(&self, conn: &mut PgConnection, shutdown: &CancellationToken) -> sqlx::Result<()> {
         let mut backoff = self.config.min_backoff;
+        let mut measured = std::time::Instant::now() - Duration::from_secs(60);
         loop {
+            // Outbox depth and age, at most once a second.
+            if measured.elapsed() >= Duration::from_secs(1) {
+                measured = std::time::Instant::now();
+                let (depth, age): (i64, Option<f64>) =
+                    sqlx::query_as("SELECT count(*), extract(epoch FROM now() - min(created_at))::float8 FROM outbox")
+                        .fetch_one(&mut *conn)
+                        .await?;
+                let metrics = todo_core::telemetry::metrics::metrics();
+                metrics.outbox_depth.record(depth.max(0) as u64, &[]);
+                metrics.outbox_age.record(age.unwrap_or(0.0), &[]);
+            }
             if shutdown.is_cancelled() {
                 // Last drain on the way out, bounded so shutdown stays quick.
                 let _ = tokio::time::timeout(Duration::from_secs(3), self.publish_once(conn)).await;
