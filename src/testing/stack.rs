@@ -141,6 +141,27 @@ impl TestStack {
         self.wait_until_subscribed(Duration::from_secs(60)).await;
     }
 
+    /// kill -9 one service (dev-sidecar starts it again), and wait until it
+    /// is back.
+    pub async fn crash_app(&self, service: &str) {
+        let binary = Path::new(&self.sidecar_binary).parent().expect("bin dir").join(service);
+        let pid = std::fs::read_dir("/proc")
+            .expect("procfs")
+            .flatten()
+            .find(|entry| std::fs::read_link(entry.path().join("exe")).ok().as_deref() == Some(binary.as_path()))
+            .and_then(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+            .unwrap_or_else(|| panic!("{service} is not running"));
+        let pid = rustix::process::Pid::from_raw(pid).expect("a pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("SIGKILL");
+        let port = self.port(service).app;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "{service} was not restarted");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// kill -9 dev-sidecar (its apps get SIGTERM from the kernel), then
     /// start it again on the same data directory and ports.
     pub async fn crash_and_restart_sidecar(&mut self) {

@@ -154,8 +154,13 @@ impl Application {
 
         let processes = if self.config.run_apps {
             Some(
-                Processes::start(&self.apps, &self.config.extra_env(), &self.config.app_tokens())
-                    .map_err(StartupError::Apps)?,
+                Processes::start(
+                    &self.apps,
+                    &self.config.extra_env(),
+                    &self.config.app_tokens(),
+                    Duration::from_secs(15),
+                )
+                .map_err(StartupError::Apps)?,
             )
         } else {
             None
@@ -163,7 +168,7 @@ impl Application {
 
         shutdown.cancelled().await;
         if let Some(processes) = processes {
-            processes.stop(Duration::from_secs(15)).await;
+            processes.stop().await;
         }
         workers_stop.cancel();
         servers_stop.cancel();

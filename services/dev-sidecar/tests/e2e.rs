@@ -456,3 +456,106 @@ async fn create_for_each<'a>(stack: &TestStack, users: &[&'a str], round: usize)
     }
     out
 }
+
+#[tokio::test]
+async fn killing_consumers_mid_stream_loses_and_duplicates_nothing() {
+    let stack = TestStack::start(SIDECAR, &[]).await;
+    let users = ["eve", "fay"];
+    let mut created = std::collections::BTreeMap::<&str, Vec<String>>::new();
+    let mut recurring = Vec::new();
+    for round in 0..24 {
+        if round == 6 {
+            stack.crash_app("audit-service").await;
+        }
+        if round == 12 {
+            stack.crash_app("recurring-service").await;
+        }
+        if round == 18 {
+            stack.crash_app("reminder-service").await;
+        }
+        for (user, id) in create_for_each(&stack, &users, round).await {
+            created.entry(user).or_default().push(id);
+        }
+        // A recurring task completed each round: one next occurrence each.
+        let mut eve = stack.tasks("rec-user").await;
+        let task = eve
+            .create_task(CreateTaskRequest {
+                title: format!("daily {round}"),
+                due_at: due_in(chrono::Duration::days(2)),
+                recurrence: Some(Recurrence {
+                    frequency: Frequency::Daily as i32,
+                    interval: 1,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .task
+            .unwrap();
+        eve.complete_task(CompleteTaskRequest {
+            id: task.id.clone(),
+            expected_version: 0,
+        })
+        .await
+        .unwrap();
+        recurring.push(task.id);
+    }
+    for (user, ids) in &created {
+        let audit = stack.audit(user).await;
+        let expected = ids.len();
+        let records = eventually("every change audited", Duration::from_secs(60), || {
+            let mut audit = audit.clone();
+            async move {
+                let records = audit
+                    .list_audit_records(ListAuditRecordsRequest {
+                        page_size: 500,
+                        ..Default::default()
+                    })
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .records;
+                (records.len() >= expected).then_some(records)
+            }
+        })
+        .await;
+        let task_ids: Vec<String> = records.iter().map(|r| r.task_id.clone()).collect();
+        assert_eq!(&task_ids, ids, "{user}: every change exactly once, in order");
+    }
+    let mut tasks = stack.tasks("rec-user").await;
+    let all = eventually("one next occurrence per completion", Duration::from_secs(60), || {
+        let mut tasks = tasks.clone();
+        async move {
+            let list = tasks
+                .list_tasks(ListTasksRequest {
+                    page_size: 500,
+                    ..Default::default()
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .tasks;
+            (list.len() >= 48).then_some(list)
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let again = tasks
+        .list_tasks(ListTasksRequest {
+            page_size: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tasks;
+    assert_eq!(again.len(), all.len());
+    assert_eq!(all.len(), 48, "24 completed tasks and exactly one next occurrence each");
+    for id in &recurring {
+        let next: Vec<_> = all.iter().filter(|t| &t.series_id == id && &t.id != id).collect();
+        assert_eq!(next.len(), 1, "series {id}");
+    }
+    stack.stop().await;
+}
