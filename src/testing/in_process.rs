@@ -56,6 +56,28 @@ pub fn dapr_config(sidecar: &FakeSidecar, app_api_token: Option<&str>) -> DaprCo
     }
 }
 
+/// HS256-only verification with `secret`, no issuer or audience.
+pub fn auth_config(secret: &str) -> crate::config::AuthConfig {
+    crate::config::AuthConfig {
+        jwt_secret: Some(secret.into()),
+        jwks_file: None,
+        jwks_url: None,
+        jwks_refresh: std::time::Duration::from_secs(300),
+        issuer: None,
+        audience: None,
+        leeway_secs: 0,
+    }
+}
+
+/// A small pool on `url`.
+pub fn database_config(url: &str) -> crate::config::DatabaseConfig {
+    crate::config::DatabaseConfig {
+        url: url.to_owned().into(),
+        max_connections: 10,
+        acquire_timeout: std::time::Duration::from_secs(5),
+    }
+}
+
 /// A delivery as daprd makes it: `OnTopicEvent` with a CloudEvent's fields.
 pub fn delivery(
     topic: &str,

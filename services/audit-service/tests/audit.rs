@@ -2,22 +2,21 @@
 //! its user's chain, listed with filters and pages, and a tampered chain
 //! detected.
 
-use std::time::Duration;
-
 use audit_service::{config::Config, startup::Application};
 use prost::Message;
 use prost_types::Timestamp;
-use secrecy::SecretString;
 use sqlx::Connection;
 use todo_core::{
-    config::{AuthConfig, DatabaseConfig, ServerConfig},
+    config::ServerConfig,
     dapr::runtime::{app_callback_client::AppCallbackClient, topic_event_response::TopicEventResponseStatus},
     events::encode_json,
     proto::v1::{
         AuditRecord, ListAuditRecordsRequest, Task, TaskEvent, TaskOccurrenceRequested, VerifyAuditChainRequest,
         VerifyAuditChainResponse, audit_service_client::AuditServiceClient,
     },
-    testing::{ApiLevel, FakeSidecar, RunningServer, TestDatabase, dapr_config, delivery, tokens},
+    testing::{
+        ApiLevel, FakeSidecar, RunningServer, TestDatabase, auth_config, dapr_config, database_config, delivery, tokens,
+    },
 };
 use tonic::{Code, Request, transport::Channel};
 
@@ -40,20 +39,8 @@ async fn spawn() -> TestApp {
             listen: "127.0.0.1:0".parse().unwrap(),
         },
         dapr: dapr_config(&sidecar, None),
-        database: DatabaseConfig {
-            url: SecretString::from(database.url.clone()),
-            max_connections: 10,
-            acquire_timeout: Duration::from_secs(5),
-        },
-        auth: AuthConfig {
-            jwt_secret: Some(SECRET.into()),
-            jwks_file: None,
-            jwks_url: None,
-            jwks_refresh: Duration::from_secs(300),
-            issuer: None,
-            audience: None,
-            leeway_secs: 0,
-        },
+        database: database_config(&database.url),
+        auth: auth_config(SECRET),
     };
     let app = Application::build(config).await.unwrap();
     let server = RunningServer::spawn(app.local_addr(), |stop| app.run_until_stopped(stop));

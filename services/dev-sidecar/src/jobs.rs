@@ -184,15 +184,26 @@ impl Fire {
     }
 }
 
-/// True when the app could not be reached at all (as opposed to answering
-/// with an error).
+/// True when the app could not be reached at all, or its connection broke
+/// mid-call (as opposed to answering with an error). Apps never answer a
+/// business outcome with UNAVAILABLE, so that code always means "not there".
 pub fn is_connect_error(status: &tonic::Status) -> bool {
+    if status.code() == Code::Unavailable {
+        return true;
+    }
     let text = format!("{status:?}").to_ascii_lowercase();
-    status.code() == Code::Unavailable
-        && (text.contains("connect")
-            || text.contains("transport")
-            || text.contains("refused")
-            || text.contains("broken pipe"))
+    status.code() == Code::Unknown
+        && [
+            "connect",
+            "transport",
+            "refused",
+            "broken pipe",
+            "reset",
+            "h2 protocol",
+            "closed",
+        ]
+        .iter()
+        .any(|needle| text.contains(needle))
 }
 
 #[cfg(test)]

@@ -12,15 +12,16 @@ use notification_service::{
     startup::Application,
 };
 use prost::Message;
-use secrecy::SecretString;
 use todo_core::{
-    config::{AuthConfig, DatabaseConfig, ServerConfig},
+    config::ServerConfig,
     dapr::runtime::{app_callback_client::AppCallbackClient, topic_event_response::TopicEventResponseStatus},
     events::encode_json,
     proto::v1::{
         ListNotificationsRequest, ReminderEvent, ReminderKind, notification_service_client::NotificationServiceClient,
     },
-    testing::{ApiLevel, FakeSidecar, RunningServer, TestDatabase, dapr_config, delivery, tokens},
+    testing::{
+        ApiLevel, FakeSidecar, RunningServer, TestDatabase, auth_config, dapr_config, database_config, delivery, tokens,
+    },
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -46,20 +47,8 @@ async fn spawn(webhook: Option<WebhookConfig>) -> TestApp {
             listen: "127.0.0.1:0".parse().unwrap(),
         },
         dapr: dapr_config(&sidecar, None),
-        database: DatabaseConfig {
-            url: SecretString::from(database.url.clone()),
-            max_connections: 5,
-            acquire_timeout: Duration::from_secs(5),
-        },
-        auth: AuthConfig {
-            jwt_secret: Some(SECRET.into()),
-            jwks_file: None,
-            jwks_url: None,
-            jwks_refresh: Duration::from_secs(300),
-            issuer: None,
-            audience: None,
-            leeway_secs: 0,
-        },
+        database: database_config(&database.url),
+        auth: auth_config(SECRET),
         webhook,
     };
     let app = Application::build(config).await.unwrap();

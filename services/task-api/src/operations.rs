@@ -17,7 +17,7 @@ use crate::{
     domain::{
         task::TaskRecord,
         update::{self, Change},
-        validation::{self, ValidationError, invalid},
+        validation::{self, REQUEST_FIELDS, TASK_FIELDS, TaskInput, ValidationError, invalid},
     },
     store::{
         outbox,
@@ -67,34 +67,15 @@ impl Tasks {
             "" => None,
             id => Some(Uuid::parse_str(id).map_err(|_| invalid("request_id", "must be a UUID"))?),
         };
-        let due_at = validation::optional_timestamp("due_at", request.due_at.as_ref())?;
-        let now = timestamps::now();
-        let mut task = TaskRecord {
-            id: Uuid::now_v7(),
-            user_id: user_id.to_owned(),
-            title: validation::title("title", &request.title)?,
-            description: validation::description("description", &request.description)?,
-            completed: false,
-            priority: validation::priority("priority", request.priority)?,
-            due_at,
-            tags: validation::tags("tags", &request.tags)?,
-            recurrence_frequency: None,
-            recurrence_interval: None,
-            recurrence_until: None,
-            recurrence_count: None,
-            recurrence_month_day: None,
-            series_id: None,
-            occurrence_number: 0,
-            created_at: now,
-            updated_at: now,
-            completed_at: None,
-            version: 1,
+        let input = TaskInput {
+            title: &request.title,
+            description: &request.description,
+            priority: request.priority,
+            due_at: request.due_at.as_ref(),
+            tags: &request.tags,
+            recurrence: request.recurrence.as_ref(),
         };
-        task.set_recurrence(validation::recurrence(
-            "recurrence",
-            request.recurrence.as_ref(),
-            due_at,
-        )?);
+        let task = validation::new_task(Uuid::now_v7(), user_id, &input, &REQUEST_FIELDS, timestamps::now())?;
 
         let mut tx = self.pool.begin().await?;
         if !tasks::insert(&mut tx, &task, request_id).await? {
@@ -287,34 +268,17 @@ fn occurrence_from_command(command: &TaskOccurrenceRequested) -> Result<TaskReco
     let id = validation::task_id("task_id", &command.task_id)?;
     let series_id = validation::task_id("series_id", &command.series_id)?;
     let template = command.task.as_ref().ok_or_else(|| invalid("task", "must be set"))?;
-    let due_at = validation::optional_timestamp("task.due_at", template.due_at.as_ref())?;
-    let now = timestamps::now();
-    let mut task = TaskRecord {
-        id,
-        user_id: command.user_id.clone(),
-        title: validation::title("task.title", &template.title)?,
-        description: validation::description("task.description", &template.description)?,
-        completed: false,
-        priority: validation::priority("task.priority", template.priority)?,
-        due_at,
-        tags: validation::tags("task.tags", &template.tags)?,
-        recurrence_frequency: None,
-        recurrence_interval: None,
-        recurrence_until: None,
-        recurrence_count: None,
-        recurrence_month_day: None,
-        series_id: Some(series_id),
-        occurrence_number: command.occurrence_number.max(1) as i32,
-        created_at: now,
-        updated_at: now,
-        completed_at: None,
-        version: 1,
+    let input = TaskInput {
+        title: &template.title,
+        description: &template.description,
+        priority: template.priority,
+        due_at: template.due_at.as_ref(),
+        tags: &template.tags,
+        recurrence: template.recurrence.as_ref(),
     };
-    task.set_recurrence(validation::recurrence(
-        "task.recurrence",
-        template.recurrence.as_ref(),
-        due_at,
-    )?);
+    let mut task = validation::new_task(id, &command.user_id, &input, &TASK_FIELDS, timestamps::now())?;
+    task.series_id = Some(series_id);
+    task.occurrence_number = command.occurrence_number.max(1) as i32;
     Ok(task)
 }
 

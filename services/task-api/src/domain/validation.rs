@@ -155,6 +155,80 @@ pub fn recurrence(
     }))
 }
 
+/// How the fields of a new task are named in the message they came in, so
+/// errors point at the right place (`title` in CreateTaskRequest,
+/// `task.title` in an occurrence command).
+pub struct FieldNames {
+    pub title: &'static str,
+    pub description: &'static str,
+    pub priority: &'static str,
+    pub due_at: &'static str,
+    pub tags: &'static str,
+    pub recurrence: &'static str,
+}
+
+pub const REQUEST_FIELDS: FieldNames = FieldNames {
+    title: "title",
+    description: "description",
+    priority: "priority",
+    due_at: "due_at",
+    tags: "tags",
+    recurrence: "recurrence",
+};
+
+pub const TASK_FIELDS: FieldNames = FieldNames {
+    title: "task.title",
+    description: "task.description",
+    priority: "task.priority",
+    due_at: "task.due_at",
+    tags: "task.tags",
+    recurrence: "task.recurrence",
+};
+
+/// The client-supplied content of a new task, before validation.
+pub struct TaskInput<'a> {
+    pub title: &'a str,
+    pub description: &'a str,
+    pub priority: i32,
+    pub due_at: Option<&'a Timestamp>,
+    pub tags: &'a [String],
+    pub recurrence: Option<&'a Recurrence>,
+}
+
+/// A new, open task `id` of `user_id`, validated field by field.
+pub fn new_task(
+    id: uuid::Uuid,
+    user_id: &str,
+    input: &TaskInput<'_>,
+    names: &FieldNames,
+    now: DateTime<Utc>,
+) -> Result<super::task::TaskRecord, ValidationError> {
+    let due_at = optional_timestamp(names.due_at, input.due_at)?;
+    let mut task = super::task::TaskRecord {
+        id,
+        user_id: user_id.to_owned(),
+        title: title(names.title, input.title)?,
+        description: description(names.description, input.description)?,
+        completed: false,
+        priority: priority(names.priority, input.priority)?,
+        due_at,
+        tags: tags(names.tags, input.tags)?,
+        recurrence_frequency: None,
+        recurrence_interval: None,
+        recurrence_until: None,
+        recurrence_count: None,
+        recurrence_month_day: None,
+        series_id: None,
+        occurrence_number: 0,
+        created_at: now,
+        updated_at: now,
+        completed_at: None,
+        version: 1,
+    };
+    task.set_recurrence(recurrence(names.recurrence, input.recurrence, due_at)?);
+    Ok(task)
+}
+
 /// A task id: must be a UUID.
 pub fn task_id(field: &'static str, value: &str) -> Result<uuid::Uuid, ValidationError> {
     if value.is_empty() {

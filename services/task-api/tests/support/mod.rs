@@ -6,14 +6,13 @@
 use std::{net::SocketAddr, time::Duration};
 
 use prost::Message;
-use secrecy::SecretString;
 use task_api::{config::Config, outbox::relay::RelayConfig, startup::Application};
 use todo_core::{
-    config::{AuthConfig, DaprConfig, DatabaseConfig, ServerConfig},
+    config::{DaprConfig, ServerConfig},
     dapr::runtime::{TopicEventRequest, app_callback_client::AppCallbackClient},
     proto::v1::{CreateTaskRequest, Task, TaskEvent, task_service_client::TaskServiceClient},
     shutdown::CancellationToken,
-    testing::{ApiLevel, FakeSidecar, TestDatabase, tokens},
+    testing::{ApiLevel, FakeSidecar, TestDatabase, auth_config, database_config, tokens},
 };
 use tonic::{
     Request, Status,
@@ -72,20 +71,8 @@ impl TestApp {
                 app_api_token: None,
                 pubsub_name: "pubsub".into(),
             },
-            database: DatabaseConfig {
-                url: SecretString::from(database.url.clone()),
-                max_connections: 10,
-                acquire_timeout: Duration::from_secs(5),
-            },
-            auth: AuthConfig {
-                jwt_secret: Some(JWT_SECRET.into()),
-                jwks_file: None,
-                jwks_url: None,
-                jwks_refresh: Duration::from_secs(300),
-                issuer: None,
-                audience: None,
-                leeway_secs: 0,
-            },
+            database: database_config(&database.url),
+            auth: auth_config(JWT_SECRET),
             watch_pubsub_name: "pubsub".into(),
             relay: RelayConfig {
                 poll_interval: Duration::from_millis(50),
