@@ -11,6 +11,7 @@ use todo_core::{
     shutdown::CancellationToken,
 };
 use tokio::sync::Notify;
+use tonic::service::interceptor::InterceptedService;
 
 use crate::{
     api::{callback::TaskApiEvents, task_service::TaskApi},
@@ -19,6 +20,9 @@ use crate::{
     outbox::relay::Relay,
     watch::WatchHub,
 };
+
+/// Largest request TaskService decodes.
+pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
 
 /// The PostgreSQL schema this service owns.
 pub const SCHEMA: &str = "tasks";
@@ -57,10 +61,13 @@ impl Application {
         let watch = WatchHub::default();
 
         let mut base = base_routes(&["todo.v1.TaskService", app::SERVICE_NAMES[0], app::SERVICE_NAMES[1]])?;
-        base.routes.add_service(TaskServiceServer::with_interceptor(
-            TaskApi::new(tasks.clone(), watch.clone()),
-            AuthInterceptor::new(verifier),
-        ));
+        // Far above any valid request (a task is a few KiB at most), far
+        // below what would hurt: larger messages are refused (tonic answers
+        // OUT_OF_RANGE) before they are decoded.
+        let service = TaskServiceServer::new(TaskApi::new(tasks.clone(), watch.clone()))
+            .max_decoding_message_size(MAX_REQUEST_BYTES);
+        base.routes
+            .add_service(InterceptedService::new(service, AuthInterceptor::new(verifier)));
         let events = TaskApiEvents {
             tasks,
             watch: watch.clone(),

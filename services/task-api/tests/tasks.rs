@@ -648,3 +648,33 @@ async fn recurring_tasks_start_a_series() {
     assert_eq!(recurrence.frequency, Frequency::Weekly as i32);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn oversized_messages_are_refused_before_decoding() {
+    let app = TestApp::spawn().await;
+    let mut alice = app.client("alice").await;
+    let huge = CreateTaskRequest {
+        title: "big".into(),
+        description: "x".repeat(1024 * 1024),
+        ..Default::default()
+    };
+    let status = alice.create_task(huge).await.unwrap_err();
+    // tonic reports a message over the decoding limit as OUT_OF_RANGE.
+    assert!(
+        matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "{status:?}"
+    );
+    assert!(status.message().contains("too large"), "{status:?}");
+    // Under the limit but over the field's bound: the field is named.
+    let long = CreateTaskRequest {
+        title: "long".into(),
+        description: "x".repeat(100 * 1024),
+        ..Default::default()
+    };
+    let status = alice.create_task(long).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().starts_with("description"));
+    // The server is unharmed.
+    create(&mut alice, new_task("still fine")).await;
+    app.stop().await;
+}
