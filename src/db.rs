@@ -72,3 +72,28 @@ pub async fn connect_and_migrate(
         .map_err(|source| DbError::Migrate { schema, source })?;
     Ok(pool)
 }
+
+/// Errors that go away when the database comes back: connection trouble,
+/// resource exhaustion, shutdown, and retryable conflicts.
+pub fn is_transient(err: &sqlx::Error) -> bool {
+    matches!(
+        err,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_)
+    ) || matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|code| {
+        // Class 08 (connection), 53 (resources), 57P (shutdown), 40001/40P01 (retryable conflicts).
+        code.starts_with("08") || code.starts_with("53") || code.starts_with("57P") || code == "40001" || code == "40P01"
+    }))
+}
+
+/// The one status policy for database errors in an RPC: transient trouble
+/// is UNAVAILABLE (the client may retry), anything else INTERNAL; the cause
+/// is logged here, never sent to the client.
+pub fn status(err: &sqlx::Error) -> tonic::Status {
+    if is_transient(err) {
+        tracing::warn!(error = %err, "database unavailable");
+        tonic::Status::unavailable("database unavailable, try again")
+    } else {
+        tracing::error!(error = %err, "database error");
+        tonic::Status::internal("internal error")
+    }
+}

@@ -107,16 +107,20 @@ fn resource(service_name: &str) -> Resource {
         .build()
 }
 
+fn exporter_error(endpoint: &str, err: impl std::fmt::Display) -> TelemetryError {
+    TelemetryError::Exporter {
+        endpoint: endpoint.to_owned(),
+        reason: err.to_string(),
+    }
+}
+
 /// Metrics are read and exported periodically (`OTEL_METRIC_EXPORT_INTERVAL`).
 fn meter_provider(service_name: &str, endpoint: &str) -> Result<SdkMeterProvider, TelemetryError> {
     let exporter = MetricExporter::builder()
         .with_tonic()
         .with_endpoint(endpoint)
         .build()
-        .map_err(|err| TelemetryError::Exporter {
-            endpoint: endpoint.to_owned(),
-            reason: err.to_string(),
-        })?;
+        .map_err(|err| exporter_error(endpoint, err))?;
     let provider = SdkMeterProvider::builder()
         .with_periodic_exporter(exporter)
         .with_resource(resource(service_name))
@@ -130,10 +134,7 @@ fn tracer_provider(service_name: &str, endpoint: &str) -> Result<SdkTracerProvid
         .with_tonic()
         .with_endpoint(endpoint)
         .build()
-        .map_err(|err| TelemetryError::Exporter {
-            endpoint: endpoint.to_owned(),
-            reason: err.to_string(),
-        })?;
+        .map_err(|err| exporter_error(endpoint, err))?;
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
         .with_resource(resource(service_name))

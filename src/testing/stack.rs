@@ -213,25 +213,7 @@ impl TestStack {
 
     /// GET on dev-sidecar's inspection surface.
     pub async fn inspect(&self, path_and_query: &str) -> Result<serde_json::Value, String> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", self.admin_port))
-            .await
-            .map_err(|err| err.to_string())?;
-        let request = format!("GET {path_and_query} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
-        socket
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|err| err.to_string())?;
-        let mut response = String::new();
-        socket
-            .read_to_string(&mut response)
-            .await
-            .map_err(|err| err.to_string())?;
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, body)| body)
-            .unwrap_or_default();
-        serde_json::from_str(body).map_err(|err| format!("{err}: {response}"))
+        get_json(self.admin_port, path_and_query).await
     }
 
     pub async fn channel(&self, service: &str) -> Channel {
@@ -316,4 +298,28 @@ where
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// GET `path_and_query` on 127.0.0.1:`port` (plain HTTP/1.1) and parse the
+/// body as JSON: enough for dev-sidecar's inspection surface.
+pub async fn get_json(port: u16, path_and_query: &str) -> Result<serde_json::Value, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|err| err.to_string())?;
+    let request = format!("GET {path_and_query} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
+    socket
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|err| err.to_string())?;
+    let mut response = String::new();
+    socket
+        .read_to_string(&mut response)
+        .await
+        .map_err(|err| err.to_string())?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    serde_json::from_str(body).map_err(|err| format!("{err}: {response}"))
 }

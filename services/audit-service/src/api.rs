@@ -75,7 +75,7 @@ impl AuditService for AuditApi {
         };
         let mut rows = store::list(&self.pool, &user, &filter, after, page_size + 1)
             .await
-            .map_err(unavailable)?;
+            .map_err(|err| todo_core::db::status(&err))?;
         let next_page_token = if rows.len() as i64 > page_size {
             rows.truncate(page_size as usize);
             pagination::encode(&Cursor {
@@ -101,7 +101,7 @@ impl AuditService for AuditApi {
         loop {
             let rows = store::list(&self.pool, &user, &Filter::default(), after, VERIFY_BATCH)
                 .await
-                .map_err(unavailable)?;
+                .map_err(|err| todo_core::db::status(&err))?;
             for row in &rows {
                 if let Err(broken) = verifier.check(&row.fields(), &row.previous_hash, &row.hash) {
                     return Ok(Response::new(VerifyAuditChainResponse {
@@ -124,9 +124,4 @@ impl AuditService for AuditApi {
             reason: String::new(),
         }))
     }
-}
-
-fn unavailable(err: sqlx::Error) -> Status {
-    tracing::warn!(error = %err, "database error");
-    Status::unavailable("database unavailable, try again")
 }

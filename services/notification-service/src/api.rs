@@ -46,10 +46,10 @@ impl NotificationService for NotificationApi {
                 Some(cursor)
             }
         };
-        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
+        let mut conn = self.pool.acquire().await.map_err(|err| todo_core::db::status(&err))?;
         let mut rows = store::list(&mut conn, &user, task_id.as_deref(), cursor.as_ref(), page_size + 1)
             .await
-            .map_err(unavailable)?;
+            .map_err(|err| todo_core::db::status(&err))?;
         let next_page_token = if rows.len() as i64 > page_size {
             rows.truncate(page_size as usize);
             let last = rows.last().expect("page_size is at least 1");
@@ -66,9 +66,4 @@ impl NotificationService for NotificationApi {
             next_page_token,
         }))
     }
-}
-
-fn unavailable(err: sqlx::Error) -> Status {
-    tracing::warn!(error = %err, "database error");
-    Status::unavailable("database unavailable, try again")
 }

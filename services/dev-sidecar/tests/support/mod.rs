@@ -191,19 +191,9 @@ impl Stack {
 
     /// GET on the inspection surface, as JSON.
     pub async fn inspect(&self, path_and_query: &str) -> serde_json::Value {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", self.admin_port))
+        todo_core::testing::stack::get_json(self.admin_port, path_and_query)
             .await
-            .unwrap();
-        let request = format!("GET {path_and_query} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
-        socket.write_all(request.as_bytes()).await.unwrap();
-        let mut response = String::new();
-        socket.read_to_string(&mut response).await.unwrap();
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, body)| body)
-            .unwrap_or_default();
-        serde_json::from_str(body).unwrap_or_else(|err| panic!("{path_and_query}: {err}: {response}"))
+            .unwrap_or_else(|err| panic!("{path_and_query}: {err}"))
     }
 }
 

@@ -11,7 +11,6 @@ use todo_core::{
 };
 
 use crate::{
-    api::error::is_transient,
     operations::{OperationError, Tasks},
     watch::WatchHub,
 };
@@ -78,7 +77,7 @@ impl EventHandler for TaskApiEvents {
                         tracing::warn!(event_id = %event.id, error = %err, "invalid occurrence command");
                         Outcome::Drop
                     }
-                    Err(OperationError::Database(err)) if is_transient(&err) => Outcome::Retry,
+                    Err(OperationError::Database(err)) if todo_core::db::is_transient(&err) => Outcome::Retry,
                     Err(err) => {
                         tracing::error!(event_id = %event.id, error = %err, "occurrence command failed");
                         Outcome::Retry
