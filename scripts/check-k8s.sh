@@ -50,6 +50,10 @@ if command -v kubectl >/dev/null 2>&1; then
     render() { kubectl kustomize "$1"; }
 elif command -v kustomize >/dev/null 2>&1; then
     render() { kustomize build "$1"; }
+elif [ -z "${CI:-}" ]; then
+    # A developer machine without kubectl still runs `just test`; CI never skips.
+    echo "check-k8s: skipped: kubectl (or kustomize) not found; install it to validate k8s/" >&2
+    exit 0
 else
     die "kubectl (with its built-in kustomize) or kustomize is required to render k8s/"
 fi
