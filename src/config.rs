@@ -158,8 +158,10 @@ pub struct DatabaseConfig {
     pub url: SecretString,
     /// `DATABASE_MAX_CONNECTIONS` (default 10).
     pub max_connections: u32,
-    /// `DATABASE_CONNECT_TIMEOUT_MS` (default 5000): how long an RPC waits for
-    /// a connection before failing with UNAVAILABLE.
+    /// `DATABASE_CONNECT_TIMEOUT_MS` (default 2000): how long an RPC waits for
+    /// a connection before failing with UNAVAILABLE (after one such failure,
+    /// callers fail at once until PostgreSQL answers again; see
+    /// [`crate::db::Database`]).
     pub acquire_timeout: Duration,
 }
 
@@ -180,7 +182,7 @@ impl DatabaseConfig {
         Ok(Self {
             url,
             max_connections,
-            acquire_timeout: millis(env, "DATABASE_CONNECT_TIMEOUT_MS", Duration::from_secs(5))?,
+            acquire_timeout: millis(env, "DATABASE_CONNECT_TIMEOUT_MS", Duration::from_secs(2))?,
         })
     }
 }

@@ -6,12 +6,21 @@
 //! service's schema, so `_sqlx_migrations` of one service never sees another's
 //! versions, and no service can read another's tables by accident.
 
-use std::str::FromStr;
+use std::{
+    future::Future,
+    str::FromStr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use secrecy::ExposeSecret;
 use sqlx::{
-    Connection, Executor, PgPool,
+    Connection, Executor, PgPool, Postgres, Transaction,
     migrate::Migrator,
+    pool::PoolConnection,
     postgres::{PgConnectOptions, PgConnection, PgPoolOptions},
 };
 
@@ -39,7 +48,7 @@ pub async fn connect_and_migrate(
     config: &DatabaseConfig,
     schema: &'static str,
     migrations: &Migrator,
-) -> Result<PgPool, DbError> {
+) -> Result<Database, DbError> {
     let options = PgConnectOptions::from_str(config.url.expose_secret()).map_err(DbError::InvalidUrl)?;
 
     // The schema must exist before a session can use it as search_path.
@@ -70,7 +79,159 @@ pub async fn connect_and_migrate(
         .run(&pool)
         .await
         .map_err(|source| DbError::Migrate { schema, source })?;
-    Ok(pool)
+    Ok(Database::new(pool))
+}
+
+/// After PostgreSQL was found unreachable, how long callers fail at once
+/// before one of them tries again.
+const OUTAGE_COOLDOWN: Duration = Duration::from_millis(500);
+/// How long that one caller waits for a connection while probing.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A connection pool that fails fast while PostgreSQL is unreachable.
+///
+/// sqlx keeps retrying a refused connection until the acquire timeout runs
+/// out, so during an outage every RPC would hang for that long and every
+/// consumer delivery would hold its partition just as long before answering
+/// RETRY. Once a connection attempt has failed, callers get a transient
+/// error at once; every [`OUTAGE_COOLDOWN`] a single caller probes the server
+/// with a short timeout, and the first success closes the gate for all.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: PgPool,
+    outage: Arc<Outage>,
+}
+
+impl Database {
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            outage: Arc::new(Outage::default()),
+        }
+    }
+
+    /// Starts a transaction (fails fast during an outage).
+    pub async fn begin(&self) -> sqlx::Result<Transaction<'static, Postgres>> {
+        self.guarded(self.pool.begin()).await
+    }
+
+    /// Takes a connection from the pool (fails fast during an outage).
+    pub async fn acquire(&self) -> sqlx::Result<PoolConnection<Postgres>> {
+        self.guarded(self.pool.acquire()).await
+    }
+
+    /// The pool itself, for work that has its own retry loop (the outbox relay).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// False while the last connection attempt failed.
+    pub fn is_reachable(&self) -> bool {
+        self.outage.retry_at.load(Ordering::Acquire) == HEALTHY
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn guarded<T>(&self, connect: impl Future<Output = sqlx::Result<T>>) -> sqlx::Result<T> {
+        let result = match self.outage.admit() {
+            Admission::Go => connect.await,
+            Admission::Probe => tokio::time::timeout(PROBE_TIMEOUT, connect)
+                .await
+                .unwrap_or(Err(sqlx::Error::PoolTimedOut)),
+            Admission::FailFast => return Err(unreachable()),
+        };
+        match &result {
+            Ok(_) => self.outage.end(),
+            Err(err) if is_connection_failure(err) => self.outage.begin(),
+            Err(_) => {}
+        }
+        result
+    }
+}
+
+const HEALTHY: u64 = 0;
+
+/// When the next probe may run, in milliseconds since `epoch` (`HEALTHY`
+/// when no outage is known).
+#[derive(Debug)]
+struct Outage {
+    epoch: Instant,
+    retry_at: AtomicU64,
+}
+
+enum Admission {
+    Go,
+    Probe,
+    FailFast,
+}
+
+impl Default for Outage {
+    fn default() -> Self {
+        Self {
+            epoch: Instant::now(),
+            retry_at: AtomicU64::new(HEALTHY),
+        }
+    }
+}
+
+impl Outage {
+    fn now(&self) -> u64 {
+        // +1 so that no real instant is `HEALTHY`.
+        self.epoch.elapsed().as_millis() as u64 + 1
+    }
+
+    fn admit(&self) -> Admission {
+        let retry_at = self.retry_at.load(Ordering::Acquire);
+        if retry_at == HEALTHY {
+            return Admission::Go;
+        }
+        let now = self.now();
+        if now < retry_at {
+            return Admission::FailFast;
+        }
+        // Exactly one caller wins the probe for this period.
+        let next = now + OUTAGE_COOLDOWN.as_millis() as u64;
+        match self
+            .retry_at
+            .compare_exchange(retry_at, next, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => Admission::Probe,
+            Err(_) => Admission::FailFast,
+        }
+    }
+
+    fn begin(&self) {
+        let next = self.now() + OUTAGE_COOLDOWN.as_millis() as u64;
+        if self.retry_at.swap(next, Ordering::AcqRel) == HEALTHY {
+            tracing::warn!("PostgreSQL unreachable; failing fast and probing every {OUTAGE_COOLDOWN:?}");
+        }
+    }
+
+    fn end(&self) {
+        if self.retry_at.swap(HEALTHY, Ordering::AcqRel) != HEALTHY {
+            tracing::info!("PostgreSQL reachable again");
+        }
+    }
+}
+
+fn unreachable() -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::ConnectionRefused,
+        "PostgreSQL was unreachable moments ago; not trying again yet",
+    ))
+}
+
+/// Failures to get a working connection at all (as opposed to a query that
+/// failed on a working one).
+fn is_connection_failure(err: &sqlx::Error) -> bool {
+    matches!(
+        err,
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_)
+    ) || matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|code| {
+        code.starts_with("08") || code.starts_with("57P")
+    }))
 }
 
 /// Errors that go away when the database comes back: connection trouble,
@@ -95,5 +256,32 @@ pub fn status(err: &sqlx::Error) -> tonic::Status {
     } else {
         tracing::error!(error = %err, "database error");
         tonic::Status::internal("internal error")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_a_failure_callers_fail_fast_and_one_probes_per_period() {
+        let outage = Outage::default();
+        assert!(matches!(outage.admit(), Admission::Go));
+        outage.begin();
+        assert!(matches!(outage.admit(), Admission::FailFast));
+        // Pretend the cooldown has passed.
+        outage.retry_at.store(1, Ordering::Release);
+        assert!(matches!(outage.admit(), Admission::Probe));
+        assert!(matches!(outage.admit(), Admission::FailFast), "one probe at a time");
+        outage.end();
+        assert!(matches!(outage.admit(), Admission::Go));
+    }
+
+    #[test]
+    fn only_connection_failures_open_the_gate() {
+        assert!(is_connection_failure(&sqlx::Error::PoolTimedOut));
+        assert!(is_connection_failure(&unreachable()));
+        assert!(!is_connection_failure(&sqlx::Error::RowNotFound));
+        assert!(!is_connection_failure(&sqlx::Error::PoolClosed));
     }
 }

@@ -50,16 +50,19 @@ async fn services_migrate_their_own_schemas_independently() {
 
     for (pool, schema) in [(&tasks, "tasks"), (&audit, "audit")] {
         let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
-            .fetch_one(pool)
+            .fetch_one(pool.pool())
             .await
             .unwrap();
         assert_eq!(applied, 1);
         let table: Option<String> = sqlx::query_scalar("SELECT to_regclass('probe')::text")
-            .fetch_one(pool)
+            .fetch_one(pool.pool())
             .await
             .unwrap();
         assert_eq!(table.as_deref(), Some("probe"), "probe table lives in {schema}");
-        let search_path: String = sqlx::query_scalar("SHOW search_path").fetch_one(pool).await.unwrap();
+        let search_path: String = sqlx::query_scalar("SHOW search_path")
+            .fetch_one(pool.pool())
+            .await
+            .unwrap();
         assert_eq!(search_path, schema);
     }
 }
@@ -87,7 +90,7 @@ async fn sslmode_require_connects_over_tls() {
         .await
         .unwrap();
     let encrypted: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
-        .fetch_one(&pool)
+        .fetch_one(pool.pool())
         .await
         .unwrap();
     assert!(encrypted, "the session runs over TLS");
@@ -113,7 +116,7 @@ async fn a_least_privilege_role_with_a_precreated_schema_can_migrate() {
         .await
         .expect("the role owns its schema and needs nothing more");
     let table: Option<String> = sqlx::query_scalar("SELECT to_regclass('probe')::text")
-        .fetch_one(&pool)
+        .fetch_one(pool.pool())
         .await
         .unwrap();
     assert_eq!(table.as_deref(), Some("probe"));
@@ -130,4 +133,48 @@ async fn a_least_privilege_role_with_a_precreated_schema_can_migrate() {
         .execute(&mut admin)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn while_the_server_is_down_callers_fail_at_once_and_recover_when_it_is_back() {
+    let database = TestDatabase::create().await;
+    if !database.owns_server() {
+        eprintln!("skipped: the DATABASE_URL server is not this test's to stop");
+        return;
+    }
+    let mut config = config(&database.url);
+    config.acquire_timeout = std::time::Duration::from_secs(2);
+    let db = db::connect_and_migrate(&config, "tasks", &PROBE_MIGRATIONS)
+        .await
+        .unwrap();
+    db.begin().await.unwrap().commit().await.unwrap();
+
+    database.crash_server();
+    let first = db.begin().await.unwrap_err();
+    assert!(db::is_transient(&first), "{first}");
+    assert!(!db.is_reachable());
+    // The next caller is not made to wait for the connection timeout again.
+    let second = db.acquire().await.unwrap_err();
+    assert!(second.to_string().contains("unreachable moments ago"), "{second}");
+    assert_eq!(db::status(&second).code(), tonic::Code::Unavailable);
+
+    database.restart_server();
+    let back = std::time::Instant::now();
+    loop {
+        match db.begin().await {
+            Ok(tx) => {
+                tx.commit().await.unwrap();
+                break;
+            }
+            Err(err) => {
+                assert!(db::is_transient(&err), "{err}");
+                assert!(
+                    back.elapsed() < std::time::Duration::from_secs(30),
+                    "never recovered: {err}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+    assert!(db.is_reachable());
 }

@@ -97,6 +97,12 @@ pub struct SidecarClient {
     api_token: Option<AsciiMetadataValue>,
 }
 
+/// How long connecting to the sidecar may take.
+const SIDECAR_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long one call to the sidecar may take (the Resiliency spec gives the
+/// sidecar 10 s to publish to the broker; this leaves it room to answer).
+const SIDECAR_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 impl SidecarClient {
     /// Connects on first use, so a service starts even while its sidecar is
     /// still coming up.
@@ -111,6 +117,11 @@ impl SidecarClient {
             .as_ref()
             .map(|token| token.expose_secret().parse().map_err(|_| PublishError::InvalidApiToken))
             .transpose()?;
+        // A sidecar that hangs (stopped, partitioned) must fail the call so
+        // the caller's own retry loop takes over, not block it forever.
+        let endpoint = endpoint
+            .connect_timeout(SIDECAR_CONNECT_TIMEOUT)
+            .timeout(SIDECAR_CALL_TIMEOUT);
         Ok(Self {
             client: DaprClient::new(endpoint.connect_lazy()),
             api_token,

@@ -8,6 +8,8 @@
 //! - [`stack`]: the whole system through dev-sidecar, for end-to-end tests.
 //! - [`tokens`]: signed JWTs for test users.
 //! - [`in_process`]: an `Application` running in the test process.
+//! - [`workload`]: a steady stream of task mutations under faults, and the
+//!   check that every consumer turned each into exactly one effect.
 //! - [`process`]: start a service binary on free ports, wait until it
 //!   reports SERVING, stop it with SIGTERM.
 
@@ -17,6 +19,7 @@ pub mod postgres;
 pub mod process;
 pub mod stack;
 pub mod tokens;
+pub mod workload;
 
 pub use fake_sidecar::{ApiLevel, FakeSidecar, RecordedEvent, RecordedJob};
 pub use in_process::{RunningServer, auth_config, dapr_config, database_config, delivery};

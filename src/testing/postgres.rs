@@ -71,6 +71,43 @@ impl TestDatabase {
     pub fn placeholder() -> Self {
         Self::existing("")
     }
+
+    /// Runs a query that answers one number (a count, say).
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        let mut conn = PgConnection::connect(&self.url)
+            .await
+            .expect("connect to the test database");
+        let value: i64 = sqlx::query_scalar(sql)
+            .fetch_one(&mut conn)
+            .await
+            .expect("run the query");
+        conn.close().await.ok();
+        value
+    }
+
+    /// True when this test started the server itself (no `DATABASE_URL`),
+    /// so it may stop and start it.
+    pub fn owns_server(&self) -> bool {
+        self._cluster.is_some()
+    }
+
+    /// Stops the server at once, as a crash would (`pg_ctl -m immediate`):
+    /// open connections break, new ones are refused.
+    pub fn crash_server(&self) {
+        let cluster = self._cluster.as_ref().expect("a server this test owns");
+        let status = Command::new("sh")
+            .args(["-c", &cluster.stop_command()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run pg_ctl stop");
+        assert!(status.success(), "pg_ctl stop failed");
+    }
+
+    /// Starts the server again on the same port and data.
+    pub fn restart_server(&self) {
+        self._cluster.as_ref().expect("a server this test owns").start_server();
+    }
 }
 
 impl Drop for TestDatabase {
@@ -127,6 +164,7 @@ struct Cluster {
     data_dir: PathBuf,
     bin_dir: PathBuf,
     as_postgres_user: bool,
+    server_options: String,
     _root: tempfile::TempDir,
     watchdog: Mutex<Option<std::process::Child>>,
 }
@@ -166,26 +204,7 @@ impl Cluster {
         }
         let port = super::free_port();
 
-        let run = |program: &str, args: &[&str]| {
-            let mut command = if as_postgres_user {
-                let mut command = Command::new("runuser");
-                command.args(["-u", "postgres", "--"]).arg(bin_dir.join(program));
-                command
-            } else {
-                Command::new(bin_dir.join(program))
-            };
-            let output = command
-                .args(args)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap_or_else(|err| panic!("cannot run {program}: {err}"));
-            assert!(
-                output.status.success(),
-                "{program} failed: {}\n{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-        };
+        let run = |program: &str, args: &[&str]| run_as(as_postgres_user, &bin_dir.join(program), args);
         let data = data_dir.to_str().expect("utf-8 temp path");
         run(
             "initdb",
@@ -204,37 +223,46 @@ impl Cluster {
         // TLS on, with a throw-away certificate, so `sslmode=require` (what
         // managed PostgreSQL needs) is exercised too.
         let tls = make_certificate(&data_dir, as_postgres_user);
+        // fsync off (nothing here must survive the machine crashing), but
+        // commits synchronous: a test that crashes the server (`pg_ctl -m
+        // immediate`) must not lose what was acknowledged, as it would with
+        // `synchronous_commit=off`.
         let server_options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
              -c full_page_writes=off -c max_connections=300 -c ssl={}",
             socket_dir.display(),
             if tls { "on" } else { "off" }
         );
-        let log = root.path().join("server.log");
-        run(
-            "pg_ctl",
+        let cluster = Self {
+            admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            data_dir,
+            bin_dir,
+            as_postgres_user,
+            server_options,
+            watchdog: Mutex::new(None),
+            _root: root,
+        };
+        cluster.start_server();
+        cluster.start_watchdog();
+        cluster
+    }
+
+    fn start_server(&self) {
+        let log = self._root.path().join("server.log");
+        run_as(
+            self.as_postgres_user,
+            &self.bin_dir.join("pg_ctl"),
             &[
                 "-D",
-                data,
+                self.data_dir.to_str().expect("utf-8 temp path"),
                 "-o",
-                &server_options,
+                &self.server_options,
                 "-l",
                 log.to_str().expect("utf-8 path"),
                 "-w",
                 "start",
             ],
         );
-
-        let cluster = Self {
-            admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
-            data_dir,
-            bin_dir,
-            as_postgres_user,
-            watchdog: Mutex::new(None),
-            _root: root,
-        };
-        cluster.start_watchdog();
-        cluster
     }
 
     /// Stops the cluster and removes its files once this process is gone,
@@ -286,6 +314,30 @@ impl Drop for Cluster {
             let _ = watchdog.wait();
         }
     }
+}
+
+/// Runs a PostgreSQL program (as `postgres` when we are root) and panics
+/// with its output when it fails.
+fn run_as(as_postgres_user: bool, program: &Path, args: &[&str]) {
+    let mut command = if as_postgres_user {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    };
+    let output = command
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run {}: {err}", program.display()));
+    assert!(
+        output.status.success(),
+        "{} failed: {}\n{}",
+        program.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// Writes `server.crt` and `server.key` into the data directory; false (TLS

@@ -174,6 +174,12 @@ impl ServiceProcess {
     }
 
     /// SIGKILL, as a crash would.
+    /// Sends `signal` (SIGSTOP and SIGCONT freeze and thaw the process).
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_child(&self.child);
+        rustix::process::kill_process(pid, signal).expect("signal the process");
+    }
+
     pub async fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

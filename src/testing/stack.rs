@@ -144,6 +144,13 @@ impl TestStack {
     /// kill -9 one service (dev-sidecar starts it again), and wait until it
     /// is back.
     pub async fn crash_app(&self, service: &str) {
+        self.kill_app(service);
+        self.wait_until_restarted(service).await;
+    }
+
+    /// kill -9 one service and return at once (dev-sidecar restarts it,
+    /// unless it is frozen).
+    pub fn kill_app(&self, service: &str) {
         let binary = Path::new(&self.sidecar_binary).parent().expect("bin dir").join(service);
         let pid = std::fs::read_dir("/proc")
             .expect("procfs")
@@ -153,6 +160,27 @@ impl TestStack {
             .unwrap_or_else(|| panic!("{service} is not running"));
         let pid = rustix::process::Pid::from_raw(pid).expect("a pid");
         rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("SIGKILL");
+    }
+
+    /// Freezes dev-sidecar (SIGSTOP): its ports still accept connections but
+    /// nothing answers, as with a hung sidecar; nothing is delivered and no
+    /// app is restarted until [`Self::thaw_sidecar`].
+    pub fn freeze_sidecar(&self) {
+        self.sidecar
+            .as_ref()
+            .expect("sidecar running")
+            .signal(rustix::process::Signal::STOP);
+    }
+
+    pub fn thaw_sidecar(&self) {
+        self.sidecar
+            .as_ref()
+            .expect("sidecar running")
+            .signal(rustix::process::Signal::CONT);
+    }
+
+    /// Waits until dev-sidecar has started `service` again after a crash.
+    pub async fn wait_until_restarted(&self, service: &str) {
         let port = self.port(service).app;
         tokio::time::sleep(Duration::from_millis(100)).await;
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -224,6 +252,15 @@ impl TestStack {
             .expect("connect to service")
     }
 
+    /// A channel that connects on first use and reconnects after the
+    /// service restarts; each call gives up after 20 s.
+    pub fn lazy_channel(&self, service: &str) -> Channel {
+        Channel::from_shared(format!("http://127.0.0.1:{}", self.port(service).app))
+            .expect("valid uri")
+            .timeout(Duration::from_secs(20))
+            .connect_lazy()
+    }
+
     /// A channel to `service`'s Dapr endpoint on dev-sidecar.
     pub async fn sidecar_channel(&self, service: &str) -> Channel {
         Channel::from_shared(format!("http://127.0.0.1:{}", self.port(service).dapr_grpc))
@@ -240,6 +277,12 @@ impl TestStack {
 
     pub fn token(user: &str) -> String {
         tokens::hs256(JWT_SECRET, user, 600)
+    }
+
+    /// A lazy channel to `service` that sends `user`'s token, for clients
+    /// that must survive the service restarting.
+    pub fn lazy_authed(&self, service: &str, user: &str) -> Authed {
+        InterceptedService::new(self.lazy_channel(service), Bearer(Self::token(user)))
     }
 
     pub async fn tasks(&self, user: &str) -> TaskServiceClient<Authed> {

@@ -1,7 +1,7 @@
 //! `todo.v1.AuditService`.
 
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use todo_core::db::Database;
 use todo_core::{
     auth::UserId,
     pagination,
@@ -24,7 +24,7 @@ pub const MAX_PAGE_SIZE: i32 = 500;
 const VERIFY_BATCH: i64 = 1000;
 
 pub struct AuditApi {
-    pub pool: PgPool,
+    pub pool: Database,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! What audit-service does with each delivered event.
 
 use prost::Message;
-use sqlx::PgPool;
+use todo_core::db::Database;
 use todo_core::{
     dapr::{
         app::{DeliveredEvent, EventHandler},
@@ -19,7 +19,7 @@ use crate::store::{self, NewRecord};
 const AUDIT_ROUTE: &str = "/audit";
 
 pub struct Auditor {
-    pub pool: PgPool,
+    pub pool: Database,
     pub pubsub_name: String,
 }
 

@@ -2,11 +2,10 @@
 
 use std::sync::Arc;
 
-use sqlx::PgPool;
 use todo_core::{
     auth::AuthInterceptor,
     dapr::app,
-    db,
+    db::{self, Database},
     proto::v1::audit_service_server::AuditServiceServer,
     server::{GrpcApp, base_routes},
     shutdown::CancellationToken,
@@ -34,7 +33,7 @@ pub enum StartupError {
 /// audit-service, bound and wired, ready to run.
 pub struct Application {
     server: GrpcApp,
-    pool: PgPool,
+    pool: Database,
 }
 
 impl Application {

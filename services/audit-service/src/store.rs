@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::{Postgres, QueryBuilder};
+use todo_core::db::Database;
 use todo_core::{proto::v1::AuditRecord, timestamps};
 use uuid::Uuid;
 
@@ -70,8 +71,8 @@ const COLUMNS: &str =
 /// in the log. Appends for one user are serialized by a transaction-scoped
 /// advisory lock, so replicas never fork a chain; other users proceed in
 /// parallel.
-pub async fn append(pool: &PgPool, record: &NewRecord) -> sqlx::Result<bool> {
-    let mut tx = pool.begin().await?;
+pub async fn append(db: &Database, record: &NewRecord) -> sqlx::Result<bool> {
+    let mut tx = db.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
         .bind(&record.user_id)
         .execute(&mut *tx)
@@ -131,7 +132,7 @@ pub struct Filter {
 
 /// The user's records in chain order, after sequence `after`.
 pub async fn list(
-    pool: &PgPool,
+    db: &Database,
     user_id: &str,
     filter: &Filter,
     after: i64,
@@ -151,5 +152,6 @@ pub async fn list(
         sql.push(" AND occurred_at < ").push_bind(until);
     }
     sql.push(" ORDER BY sequence LIMIT ").push_bind(limit);
-    sql.build_query_as().fetch_all(pool).await
+    let mut conn = db.acquire().await?;
+    sql.build_query_as().fetch_all(&mut *conn).await
 }

@@ -20,8 +20,11 @@ pub struct Config {
     /// Partitions of each new topic.
     #[arg(long, env = "DEV_SIDECAR_PARTITIONS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub partitions: u32,
-    /// Redeliveries of an event the app answers RETRY for, before it is dead-lettered.
-    #[arg(long, env = "DEV_SIDECAR_MAX_RETRIES", default_value_t = 5)]
+    /// Redeliveries of an event the app answers RETRY for, before it is
+    /// dead-lettered. With the default backoff, 20 retries ride out more than
+    /// a minute of database outage (dapr/local/resiliency.yaml gives daprd the
+    /// same count with longer waits).
+    #[arg(long, env = "DEV_SIDECAR_MAX_RETRIES", default_value_t = 20)]
     pub max_retries: u32,
     /// First wait before a redelivery, in milliseconds (doubles each time).
     #[arg(long, env = "DEV_SIDECAR_RETRY_INITIAL_MS", default_value_t = 100)]

@@ -1,6 +1,6 @@
 //! `todo.v1.NotificationService`.
 
-use sqlx::PgPool;
+use todo_core::db::Database;
 use todo_core::{
     auth::UserId,
     pagination,
@@ -16,7 +16,7 @@ pub const DEFAULT_PAGE_SIZE: i32 = 50;
 pub const MAX_PAGE_SIZE: i32 = 500;
 
 pub struct NotificationApi {
-    pub pool: PgPool,
+    pub pool: Database,
 }
 
 #[tonic::async_trait]

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use sqlx::PgPool;
+use todo_core::db::Database;
 use todo_core::{
     dapr::{
         app::{DeliveredEvent, EventHandler},
@@ -25,7 +25,7 @@ const IGNORE_ROUTE: &str = "/ignore";
 const MAX_TITLE_CHARS: usize = 200;
 
 pub struct Notifier {
-    pub pool: PgPool,
+    pub pool: Database,
     pub channel: Arc<dyn Channel>,
     pub pubsub_name: String,
 }

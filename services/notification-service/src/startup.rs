@@ -2,11 +2,10 @@
 
 use std::sync::Arc;
 
-use sqlx::PgPool;
 use todo_core::{
     auth::AuthInterceptor,
     dapr::app,
-    db,
+    db::{self, Database},
     proto::v1::notification_service_server::NotificationServiceServer,
     server::{GrpcApp, base_routes},
     shutdown::CancellationToken,
@@ -41,7 +40,7 @@ pub enum StartupError {
 /// notification-service, bound and wired, ready to run.
 pub struct Application {
     server: GrpcApp,
-    pool: PgPool,
+    pool: Database,
 }
 
 impl Application {

@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
+use todo_core::db::Database;
 use todo_core::{
     events::event_types,
     proto::v1::{CreateTaskRequest, Task, TaskEvent, TaskOccurrenceRequested},
@@ -48,12 +49,12 @@ pub struct Page {
 /// Everything the operations need: the pool and the relay's wake-up.
 #[derive(Clone)]
 pub struct Tasks {
-    pool: PgPool,
+    pool: Database,
     relay_wake: Arc<Notify>,
 }
 
 impl Tasks {
-    pub fn new(pool: PgPool, relay_wake: Arc<Notify>) -> Self {
+    pub fn new(pool: Database, relay_wake: Arc<Notify>) -> Self {
         Self { pool, relay_wake }
     }
 

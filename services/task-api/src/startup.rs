@@ -48,7 +48,7 @@ pub struct Application {
     server: GrpcApp,
     relay: Relay,
     watch: WatchHub,
-    pool: sqlx::PgPool,
+    pool: todo_core::db::Database,
 }
 
 impl Application {
@@ -78,7 +78,7 @@ impl Application {
 
         Ok(Self {
             server: GrpcApp::bind(config.server.listen, base).await?,
-            relay: Relay::new(pool.clone(), publisher, relay_wake, config.relay),
+            relay: Relay::new(pool.pool().clone(), publisher, relay_wake, config.relay),
             watch,
             pool,
         })

@@ -86,7 +86,11 @@ impl Relay {
     async fn lead(&self, shutdown: &CancellationToken) -> sqlx::Result<()> {
         // A detached connection: when it closes, the lock goes with it, and
         // it never returns to the pool still holding the lock.
-        let mut conn = self.pool.acquire().await?.detach();
+        // Shutdown must not wait out the acquire timeout when PostgreSQL is down.
+        let mut conn = tokio::select! {
+            conn = self.pool.acquire() => conn?.detach(),
+            () = shutdown.cancelled() => return Ok(()),
+        };
         let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(RELAY_LOCK_KEY)
             .fetch_one(&mut conn)
