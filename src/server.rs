@@ -92,10 +92,40 @@ pub async fn serve(
         .trace_fn(request_span)
         .accept_http1(true)
         .layer(tonic_web::GrpcWebLayer::new())
+        .layer(tower::util::MapResponseLayer::new(oversized_is_resource_exhausted))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, stopping)
         .await?;
     Ok(())
+}
+
+/// The largest request a read-only query API (audit, notifications)
+/// accepts: its requests are a few filters and a page token. The
+/// AppCallback services keep tonic's 4 MiB, which matches daprd's default
+/// maximum request body.
+pub const MAX_QUERY_REQUEST_BYTES: usize = 64 * 1024;
+
+/// tonic refuses a message over the decoding limit with OUT_OF_RANGE; the
+/// gRPC status code guide says RESOURCE_EXHAUSTED, which is what clients and
+/// retry policies expect, so the status is rewritten on its way out.
+fn oversized_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+    const OUT_OF_RANGE: &str = "11";
+    let headers = response.headers_mut();
+    let oversized = headers.get("grpc-status").is_some_and(|status| status == OUT_OF_RANGE)
+        && headers.get("grpc-message").is_some_and(|message| {
+            contains(message.as_bytes(), b"too%20large") || contains(message.as_bytes(), b"too large")
+        });
+    if oversized {
+        headers.insert("grpc-status", http::HeaderValue::from_static(RESOURCE_EXHAUSTED));
+    }
+    response
+}
+
+const RESOURCE_EXHAUSTED: &str = "8";
+
+/// `grpc-message` is percent-encoded on the wire (spaces as `%20`).
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
 }
 
 /// The server span of every RPC, continuing the caller's trace context.

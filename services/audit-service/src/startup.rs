@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
+use tonic::service::interceptor::InterceptedService;
+
 use todo_core::{
     auth::AuthInterceptor,
     dapr::app,
     db::{self, Database},
     proto::v1::audit_service_server::AuditServiceServer,
-    server::{GrpcApp, base_routes},
+    server::{GrpcApp, MAX_QUERY_REQUEST_BYTES, base_routes},
     shutdown::CancellationToken,
 };
 
@@ -41,10 +43,10 @@ impl Application {
         let pool = db::connect_and_migrate(&config.database, SCHEMA, &MIGRATIONS).await?;
         let verifier = todo_core::auth::start(&config.auth).await?;
         let mut base = base_routes(&["todo.v1.AuditService", app::SERVICE_NAMES[0], app::SERVICE_NAMES[1]])?;
-        base.routes.add_service(AuditServiceServer::with_interceptor(
-            AuditApi { pool: pool.clone() },
-            AuthInterceptor::new(verifier),
-        ));
+        let api =
+            AuditServiceServer::new(AuditApi { pool: pool.clone() }).max_decoding_message_size(MAX_QUERY_REQUEST_BYTES);
+        base.routes
+            .add_service(InterceptedService::new(api, AuthInterceptor::new(verifier)));
         let auditor = Auditor {
             pool: pool.clone(),
             pubsub_name: config.dapr.pubsub_name.clone(),

@@ -379,3 +379,34 @@ async fn poison_is_dropped() {
     let (records, _) = app.records("alice", ListAuditRecordsRequest::default()).await;
     assert!(records.is_empty());
 }
+
+#[tokio::test]
+async fn oversized_requests_are_refused_before_decoding() {
+    let mut app = spawn().await;
+    // A query is a few filters and a page token: 64 KiB is plenty.
+    let huge_query = ListAuditRecordsRequest {
+        page_token: "x".repeat(100 * 1024),
+        ..ListAuditRecordsRequest::default()
+    };
+    let status = app
+        .client()
+        .list_audit_records(authed("alice", huge_query))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    // A deliverable event may be large, but not over daprd's 4 MiB body limit.
+    let status = app
+        .callback
+        .on_topic_event(delivery(
+            "task-events",
+            "task.created",
+            vec![0; 5 * 1024 * 1024],
+            "application/protobuf",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    // Still serving.
+    let event = task_event("alice", "t", "task.created", 1);
+    assert_eq!(app.deliver_task_event(&event).await, SUCCESS);
+}

@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
+use tonic::service::interceptor::InterceptedService;
+
 use todo_core::{
     auth::AuthInterceptor,
     dapr::app,
     db::{self, Database},
     proto::v1::notification_service_server::NotificationServiceServer,
-    server::{GrpcApp, base_routes},
+    server::{GrpcApp, MAX_QUERY_REQUEST_BYTES, base_routes},
     shutdown::CancellationToken,
 };
 
@@ -56,10 +58,10 @@ impl Application {
             app::SERVICE_NAMES[0],
             app::SERVICE_NAMES[1],
         ])?;
-        base.routes.add_service(NotificationServiceServer::with_interceptor(
-            NotificationApi { pool: pool.clone() },
-            AuthInterceptor::new(verifier),
-        ));
+        let api = NotificationServiceServer::new(NotificationApi { pool: pool.clone() })
+            .max_decoding_message_size(MAX_QUERY_REQUEST_BYTES);
+        base.routes
+            .add_service(InterceptedService::new(api, AuthInterceptor::new(verifier)));
         let notifier = Notifier {
             pool: pool.clone(),
             channel,

@@ -62,8 +62,8 @@ impl Application {
 
         let mut base = base_routes(&["todo.v1.TaskService", app::SERVICE_NAMES[0], app::SERVICE_NAMES[1]])?;
         // Far above any valid request (a task is a few KiB at most), far
-        // below what would hurt: larger messages are refused (tonic answers
-        // OUT_OF_RANGE) before they are decoded.
+        // below what would hurt: larger messages are refused with
+        // RESOURCE_EXHAUSTED before they are decoded.
         let service = TaskServiceServer::new(TaskApi::new(tasks.clone(), watch.clone()))
             .max_decoding_message_size(MAX_REQUEST_BYTES);
         base.routes
