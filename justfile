@@ -93,6 +93,11 @@ bench mode="full":
     flag=""; [ "{{mode}}" = "quick" ] && flag="--quick"
     TODO_PYTHON="$peers/python" target/release/todo-bench $flag --out target/bench
 
+# Every fault in turn (each consumer, task-api and dev-sidecar killed, PostgreSQL crashed) for SECONDS under a steady stream; then checks exactly-once effects and writes target/soak/report.json.
+soak seconds="300":
+    cargo build --workspace --all-features
+    SOAK_SECS={{seconds}} cargo test -q -p dev-sidecar --all-features --test faults -- --ignored --exact soak --nocapture
+
 # Deploy to Minikube: Dapr control plane (with Scheduler), Kafka, PostgreSQL, Jaeger, the five services.
 deploy:
     scripts/deploy.sh

@@ -22,7 +22,7 @@ use std::{
 
 use tonic::{Code, Response, Status};
 
-use super::{TestStack, eventually, stack::Authed};
+use super::{TestStack, stack::Authed};
 use crate::{
     proto::v1::{
         AuditRecord, CompleteTaskRequest, CreateTaskRequest, Frequency, ListAuditRecordsRequest,
@@ -268,16 +268,30 @@ impl UserLog {
         let expected_tasks = acknowledged.len() + self.completed_recurring.len();
 
         // Wait until every effect is there (or more: duplicates fail below).
-        eventually(&format!("{name}: every effect"), timeout, || async {
-            let audit = audit_records(stack, name).await.ok()?;
-            let notifications = notifications(stack, name).await.ok()?;
-            let tasks = tasks(stack, name).await.ok()?;
-            (audit.len() >= expected_audit
-                && notifications.len() >= expected_notifications
-                && tasks.len() >= expected_tasks)
-                .then_some(())
-        })
-        .await;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = (
+                audit_records(stack, name).await.map(|v| v.len()),
+                notifications(stack, name).await.map(|v| v.len()),
+                tasks(stack, name).await.map(|v| v.len()),
+            );
+            if let (Ok(audit), Ok(notifications), Ok(tasks)) = &found
+                && *audit >= expected_audit
+                && *notifications >= expected_notifications
+                && *tasks >= expected_tasks
+            {
+                break;
+            }
+            if Instant::now() >= deadline {
+                let lag = stack.inspect("/lag").await;
+                panic!(
+                    "{name}: effects missing after {timeout:?}: expected {expected_audit} audit records, \
+                     {expected_notifications} notifications, {expected_tasks} tasks; found {found:?}; \
+                     consumer lag: {lag:?}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         // A duplicate delivered late must show up too.
         tokio::time::sleep(Duration::from_secs(1)).await;
 

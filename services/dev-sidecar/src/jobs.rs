@@ -4,7 +4,7 @@
 //! was down fire as soon as it is back.
 
 use std::{
-    collections::HashSet,
+    collections::{BTreeSet, HashMap, HashSet},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -63,13 +63,73 @@ pub fn parse_due_time(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, S
         .ok_or_else(|| format!("dueTime {text:?} is too far away"))
 }
 
-/// Wakes the scheduler when jobs change.
+type JobKey = (String, String);
+
+/// Tells the scheduler which jobs changed (scheduled, rescheduled, deleted
+/// or fired); it re-reads just those from the store, which stays the truth.
 #[derive(Clone, Default)]
-pub struct JobsSignal(Arc<Notify>);
+pub struct JobsSignal(Arc<Changes>);
+
+#[derive(Default)]
+struct Changes {
+    pending: Mutex<Vec<JobKey>>,
+    wake: Notify,
+}
 
 impl JobsSignal {
-    pub fn changed(&self) {
-        self.0.notify_one();
+    pub fn changed(&self, app_id: &str, name: &str) {
+        self.0
+            .pending
+            .lock()
+            .expect("lock")
+            .push((app_id.to_owned(), name.to_owned()));
+        self.0.wake.notify_one();
+    }
+
+    fn take(&self) -> Vec<JobKey> {
+        std::mem::take(&mut *self.0.pending.lock().expect("lock"))
+    }
+}
+
+/// Every stored job by due time, kept in memory so that a change costs a
+/// lookup, not a scan of all jobs (reminder-service keeps thousands of jobs
+/// for tasks due days ahead).
+#[derive(Default)]
+struct Timetable {
+    by_due: BTreeSet<(i64, JobKey)>,
+    due_of: HashMap<JobKey, i64>,
+}
+
+impl Timetable {
+    fn set(&mut self, key: JobKey, due_ms: i64) {
+        if let Some(old) = self.due_of.insert(key.clone(), due_ms) {
+            self.by_due.remove(&(old, key.clone()));
+        }
+        self.by_due.insert((due_ms, key));
+    }
+
+    fn remove(&mut self, key: &JobKey) {
+        if let Some(old) = self.due_of.remove(key) {
+            self.by_due.remove(&(old, key.clone()));
+        }
+    }
+
+    /// Takes out every job due at `now`.
+    fn pop_due(&mut self, now_ms: i64) -> Vec<JobKey> {
+        let mut due = Vec::new();
+        while let Some(first) = self.by_due.first() {
+            if first.0 > now_ms {
+                break;
+            }
+            let (_, key) = self.by_due.pop_first().expect("not empty");
+            self.due_of.remove(&key);
+            due.push(key);
+        }
+        due
+    }
+
+    fn next_due(&self) -> Option<i64> {
+        self.by_due.first().map(|(due, _)| *due)
     }
 }
 
@@ -81,41 +141,52 @@ pub struct Scheduler {
 
 impl Scheduler {
     pub async fn run(self, shutdown: CancellationToken) {
-        let in_flight: Arc<Mutex<HashSet<(String, String)>>> = Arc::default();
-        loop {
-            let jobs = match self.log.jobs() {
-                Ok(jobs) => jobs,
-                Err(err) => {
-                    tracing::error!(error = %err, "reading jobs failed");
-                    Vec::new()
-                }
-            };
-            let now = Utc::now().timestamp_millis();
-            let mut next_due: Option<i64> = None;
-            for job in jobs {
-                let key = (job.app_id.clone(), job.name.clone());
-                if in_flight.lock().expect("lock").contains(&key) {
-                    continue;
-                }
-                if job.due_ms <= now {
-                    in_flight.lock().expect("lock").insert(key.clone());
-                    let fire = Fire {
-                        log: self.log.clone(),
-                        apps: self.apps.clone(),
-                        in_flight: in_flight.clone(),
-                        signal: self.signal.clone(),
-                    };
-                    tokio::spawn(fire.run(job, key, shutdown.clone()));
-                } else {
-                    next_due = Some(next_due.map_or(job.due_ms, |due| due.min(job.due_ms)));
+        let in_flight: Arc<Mutex<HashSet<JobKey>>> = Arc::default();
+        let mut timetable = Timetable::default();
+        match self.log.jobs() {
+            Ok(jobs) => {
+                for job in jobs {
+                    timetable.set((job.app_id, job.name), job.due_ms);
                 }
             }
-            let wait = next_due.map_or(Duration::from_secs(3600), |due| {
+            Err(err) => tracing::error!(error = %err, "reading jobs failed"),
+        }
+        loop {
+            for key in self.signal.take() {
+                match self.log.job(&key.0, &key.1) {
+                    Ok(Some(job)) => timetable.set(key, job.due_ms),
+                    Ok(None) => timetable.remove(&key),
+                    Err(err) => tracing::error!(error = %err, "reading a job failed"),
+                }
+            }
+            let now = Utc::now().timestamp_millis();
+            for key in timetable.pop_due(now) {
+                // Firing already: when it is done, it signals a change and
+                // the job is read again (it may have been rescheduled).
+                if !in_flight.lock().expect("lock").insert(key.clone()) {
+                    continue;
+                }
+                let job = match self.log.job(&key.0, &key.1) {
+                    Ok(Some(job)) => job,
+                    _ => {
+                        in_flight.lock().expect("lock").remove(&key);
+                        continue;
+                    }
+                };
+                let fire = Fire {
+                    log: self.log.clone(),
+                    apps: self.apps.clone(),
+                    in_flight: in_flight.clone(),
+                    signal: self.signal.clone(),
+                };
+                tokio::spawn(fire.run(job, key, shutdown.clone()));
+            }
+            let wait = timetable.next_due().map_or(Duration::from_secs(3600), |due| {
                 Duration::from_millis(u64::try_from(due - now).unwrap_or(0))
             });
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                () = self.signal.0.notified() => {}
+                () = self.signal.0.wake.notified() => {}
                 () = shutdown.cancelled() => return,
             }
         }
@@ -125,12 +196,12 @@ impl Scheduler {
 struct Fire {
     log: Log,
     apps: AppClients,
-    in_flight: Arc<Mutex<HashSet<(String, String)>>>,
+    in_flight: Arc<Mutex<HashSet<JobKey>>>,
     signal: JobsSignal,
 }
 
 impl Fire {
-    async fn run(self, job: StoredJob, key: (String, String), shutdown: CancellationToken) {
+    async fn run(self, job: StoredJob, key: JobKey, shutdown: CancellationToken) {
         let request = JobEventRequest {
             name: job.name.clone(),
             data: job.data.clone(),
@@ -180,7 +251,7 @@ impl Fire {
             _ => {}
         }
         self.in_flight.lock().expect("lock").remove(&key);
-        self.signal.changed();
+        self.signal.changed(&key.0, &key.1);
     }
 }
 
@@ -209,6 +280,27 @@ pub fn is_connect_error(status: &tonic::Status) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key(name: &str) -> JobKey {
+        ("app".into(), name.into())
+    }
+
+    #[test]
+    fn the_timetable_fires_in_due_order_and_follows_reschedules() {
+        let mut timetable = Timetable::default();
+        timetable.set(key("late"), 300);
+        timetable.set(key("early"), 100);
+        timetable.set(key("moved"), 50);
+        timetable.set(key("moved"), 200);
+        timetable.set(key("gone"), 150);
+        timetable.remove(&key("gone"));
+        assert_eq!(timetable.next_due(), Some(100));
+        assert_eq!(timetable.pop_due(99), Vec::<JobKey>::new());
+        assert_eq!(timetable.pop_due(250), vec![key("early"), key("moved")]);
+        assert_eq!(timetable.next_due(), Some(300));
+        assert_eq!(timetable.pop_due(1_000), vec![key("late")]);
+        assert_eq!(timetable.next_due(), None);
+    }
 
     #[test]
     fn due_times_in_both_formats() {
