@@ -14,11 +14,13 @@ build:
 # Format the code.
 fmt:
     cargo fmt --all
+    cargo fmt --manifest-path fuzz/Cargo.toml
 
 # Includes the offline check of k8s/ and dapr/ against the code.
 # Formatting check, clippy -D warnings, proto lint, one gRPC stack, k8s check.
 lint:
     cargo fmt --all -- --check
+    cargo fmt --manifest-path fuzz/Cargo.toml -- --check
     cargo clippy --workspace --all-targets --all-features -- -D warnings
     scripts/buf-lint.sh
     scripts/check-single-grpc-stack.sh
@@ -37,6 +39,12 @@ test: lint
     else
         cargo test --workspace --all-features --no-fail-fast
     fi
+    # A time-bounded fuzzing pass over the committed corpus (longer: `just fuzz 600`).
+    scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+
+# Fuzz the event decoders, AppCallback deliveries and consumer logic for SECONDS each (stable toolchain, no sanitizer); a crash is saved in fuzz/artifacts/.
+fuzz seconds="60":
+    scripts/fuzz.sh {{seconds}}
 
 # PostgreSQL, dev-sidecar and the five services, with prefixed logs, until Ctrl-C.
 # Run the whole system locally.

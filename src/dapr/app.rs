@@ -15,9 +15,10 @@ use super::{
     common::{InvokeRequest, InvokeResponse},
     runtime::{
         BindingEventRequest, BindingEventResponse, JobEventRequest, JobEventResponse, ListInputBindingsResponse,
-        ListTopicSubscriptionsResponse, TopicEventBulkRequest, TopicEventBulkResponse, TopicEventBulkResponseEntry,
-        TopicEventRequest, TopicEventResponse, TopicSubscription, app_callback_alpha_server::AppCallbackAlpha,
-        app_callback_server::AppCallback, topic_event_bulk_request_entry::Event,
+        ListTopicSubscriptionsResponse, TopicEventBulkRequest, TopicEventBulkRequestEntry, TopicEventBulkResponse,
+        TopicEventBulkResponseEntry, TopicEventRequest, TopicEventResponse, TopicSubscription,
+        app_callback_alpha_server::AppCallbackAlpha, app_callback_server::AppCallback,
+        topic_event_bulk_request_entry::Event,
     },
 };
 use crate::dapr::callback::Outcome;
@@ -43,6 +44,47 @@ pub struct DeliveredEvent {
     pub data: Vec<u8>,
     /// W3C trace context the CloudEvent carried.
     pub traceparent: Option<String>,
+}
+
+impl From<TopicEventRequest> for DeliveredEvent {
+    fn from(request: TopicEventRequest) -> Self {
+        Self {
+            traceparent: traceparent(request.extensions.as_ref()),
+            id: request.id,
+            event_type: request.r#type,
+            topic: request.topic,
+            path: request.path,
+            content_type: request.data_content_type,
+            data: request.data,
+        }
+    }
+}
+
+impl DeliveredEvent {
+    /// One entry of a bulk delivery to `topic`; None when the entry holds
+    /// no event at all.
+    pub fn from_bulk_entry(topic: &str, path: &str, entry: TopicEventBulkRequestEntry) -> Option<Self> {
+        Some(match entry.event? {
+            Event::CloudEvent(ce) => Self {
+                traceparent: traceparent(ce.extensions.as_ref()),
+                id: ce.id,
+                event_type: ce.r#type,
+                topic: topic.to_owned(),
+                path: path.to_owned(),
+                content_type: ce.data_content_type,
+                data: ce.data,
+            },
+            Event::Bytes(data) => Self {
+                id: entry.entry_id,
+                event_type: entry.metadata.get("cloudevent.type").cloned().unwrap_or_default(),
+                topic: topic.to_owned(),
+                path: path.to_owned(),
+                content_type: entry.content_type,
+                traceparent: entry.metadata.get("traceparent").cloned(),
+                data,
+            },
+        })
+    }
 }
 
 /// What a consumer service does with deliveries.
@@ -121,36 +163,14 @@ impl<H: EventHandler> AppCallbackService<H> {
     async fn bulk(&self, request: TopicEventBulkRequest) -> TopicEventBulkResponse {
         let mut statuses = Vec::with_capacity(request.entries.len());
         for entry in request.entries {
-            let event = match entry.event {
-                Some(Event::CloudEvent(ce)) => DeliveredEvent {
-                    traceparent: traceparent(ce.extensions.as_ref()),
-                    id: ce.id,
-                    event_type: ce.r#type,
-                    topic: request.topic.clone(),
-                    path: request.path.clone(),
-                    content_type: ce.data_content_type,
-                    data: ce.data,
-                },
-                Some(Event::Bytes(data)) => DeliveredEvent {
-                    id: entry.entry_id.clone(),
-                    event_type: entry.metadata.get("cloudevent.type").cloned().unwrap_or_default(),
-                    topic: request.topic.clone(),
-                    path: request.path.clone(),
-                    content_type: entry.content_type.clone(),
-                    traceparent: entry.metadata.get("traceparent").cloned(),
-                    data,
-                },
-                None => {
-                    statuses.push(TopicEventBulkResponseEntry {
-                        entry_id: entry.entry_id,
-                        status: Outcome::Drop.status() as i32,
-                    });
-                    continue;
-                }
+            let entry_id = entry.entry_id.clone();
+            let outcome = match DeliveredEvent::from_bulk_entry(&request.topic, &request.path, entry) {
+                Some(event) => self.handle(event).await,
+                // An entry without an event is poison.
+                None => Outcome::Drop,
             };
-            let outcome = self.handle(event).await;
             statuses.push(TopicEventBulkResponseEntry {
-                entry_id: entry.entry_id,
+                entry_id,
                 status: outcome.status() as i32,
             });
         }
@@ -179,16 +199,7 @@ impl<H: EventHandler> AppCallback for AppCallbackService<H> {
         &self,
         request: Request<TopicEventRequest>,
     ) -> Result<Response<TopicEventResponse>, Status> {
-        let request = request.into_inner();
-        let event = DeliveredEvent {
-            traceparent: traceparent(request.extensions.as_ref()),
-            id: request.id,
-            event_type: request.r#type,
-            topic: request.topic,
-            path: request.path,
-            content_type: request.data_content_type,
-            data: request.data,
-        };
+        let event = DeliveredEvent::from(request.into_inner());
         Ok(Response::new(self.handle(event).await.into()))
     }
 
