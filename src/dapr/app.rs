@@ -97,6 +97,13 @@ pub trait EventHandler: Send + Sync + 'static {
     /// what the runtime should do.
     async fn on_event(&self, event: DeliveredEvent) -> Outcome;
 
+    /// Handles the events of one bulk delivery together (in one
+    /// transaction, say), answering one outcome per event, in order. `None`,
+    /// the default, means one at a time: each goes to [`Self::on_event`].
+    async fn on_batch(&self, _events: &[DeliveredEvent]) -> Option<Vec<Outcome>> {
+        None
+    }
+
     /// Handles a job that came due. Only apps that schedule jobs override it.
     async fn on_job(&self, job: JobEventRequest) -> Result<(), Status> {
         Err(Status::unimplemented(format!(
@@ -132,49 +139,103 @@ fn traceparent(extensions: Option<&Struct>) -> Option<String> {
     }
 }
 
+/// The consumer span of one event, a child of the trace the event carries.
+fn consumer_span(event: &DeliveredEvent) -> tracing::Span {
+    let span = tracing::info_span!(
+        "pubsub.process",
+        otel.name = %format!("{} process", event.topic),
+        otel.kind = "consumer",
+        messaging.system = "dapr",
+        messaging.destination.name = %event.topic,
+        messaging.message.id = %event.id,
+        messaging.message.type = %event.event_type,
+        outcome = tracing::field::Empty,
+    );
+    crate::telemetry::set_parent(&span, event.traceparent.as_deref());
+    span
+}
+
+fn outcome_name(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Success => "success",
+        Outcome::Retry => "retry",
+        Outcome::Drop => "drop",
+    }
+}
+
 impl<H: EventHandler> AppCallbackService<H> {
     /// Handles one event in a span that continues the event's trace.
     async fn handle(&self, event: DeliveredEvent) -> Outcome {
+        self.handle_in(consumer_span(&event), event).await
+    }
+
+    async fn handle_in(&self, span: tracing::Span, event: DeliveredEvent) -> Outcome {
         use tracing::Instrument;
-        let span = tracing::info_span!(
-            "pubsub.process",
-            otel.name = %format!("{} process", event.topic),
-            otel.kind = "consumer",
-            messaging.system = "dapr",
-            messaging.destination.name = %event.topic,
-            messaging.message.id = %event.id,
-            messaging.message.type = %event.event_type,
-            outcome = tracing::field::Empty,
-        );
-        crate::telemetry::set_parent(&span, event.traceparent.as_deref());
         let started = std::time::Instant::now();
         let topic = event.topic.clone();
         let outcome = self.handler.on_event(event).instrument(span.clone()).await;
-        let name = match outcome {
-            Outcome::Success => "success",
-            Outcome::Retry => "retry",
-            Outcome::Drop => "drop",
-        };
-        span.record("outcome", name);
-        crate::telemetry::metrics::record_consumed(&topic, name, started);
+        span.record("outcome", outcome_name(outcome));
+        crate::telemetry::metrics::record_consumed(&topic, outcome_name(outcome), started);
         outcome
     }
 
     async fn bulk(&self, request: TopicEventBulkRequest) -> TopicEventBulkResponse {
-        let mut statuses = Vec::with_capacity(request.entries.len());
+        let mut entry_ids = Vec::with_capacity(request.entries.len());
+        let mut events = Vec::with_capacity(request.entries.len());
+        let mut outcomes = Vec::with_capacity(request.entries.len());
         for entry in request.entries {
-            let entry_id = entry.entry_id.clone();
-            let outcome = match DeliveredEvent::from_bulk_entry(&request.topic, &request.path, entry) {
-                Some(event) => self.handle(event).await,
+            entry_ids.push(entry.entry_id.clone());
+            match DeliveredEvent::from_bulk_entry(&request.topic, &request.path, entry) {
+                Some(event) => {
+                    events.push(event);
+                    outcomes.push(None);
+                }
                 // An entry without an event is poison.
-                None => Outcome::Drop,
-            };
-            statuses.push(TopicEventBulkResponseEntry {
-                entry_id,
-                status: outcome.status() as i32,
-            });
+                None => outcomes.push(Some(Outcome::Drop)),
+            }
         }
+        let mut handled = self.handle_batch(events).await.into_iter();
+        let statuses = entry_ids
+            .into_iter()
+            .zip(outcomes)
+            .map(|(entry_id, outcome)| TopicEventBulkResponseEntry {
+                entry_id,
+                status: outcome.or_else(|| handled.next()).unwrap_or(Outcome::Retry).status() as i32,
+            })
+            .collect();
         TopicEventBulkResponse { statuses }
+    }
+
+    /// Handles a bulk delivery's events: together when the handler can,
+    /// else one by one. Either way each event gets its own consumer span
+    /// (continuing its own trace) and its outcome counted.
+    async fn handle_batch(&self, events: Vec<DeliveredEvent>) -> Vec<Outcome> {
+        let started = std::time::Instant::now();
+        let spans: Vec<tracing::Span> = events.iter().map(consumer_span).collect();
+        match self.handler.on_batch(&events).await {
+            Some(outcomes) if outcomes.len() == events.len() => {
+                for ((event, outcome), span) in events.iter().zip(&outcomes).zip(&spans) {
+                    span.record("outcome", outcome_name(*outcome));
+                    crate::telemetry::metrics::record_consumed(&event.topic, outcome_name(*outcome), started);
+                }
+                outcomes
+            }
+            Some(outcomes) => {
+                tracing::error!(
+                    events = events.len(),
+                    outcomes = outcomes.len(),
+                    "a batch handler answered the wrong number of outcomes; asking for redelivery"
+                );
+                vec![Outcome::Retry; events.len()]
+            }
+            None => {
+                let mut outcomes = Vec::with_capacity(events.len());
+                for (event, span) in events.into_iter().zip(spans) {
+                    outcomes.push(self.handle_in(span, event).await);
+                }
+                outcomes
+            }
+        }
     }
 }
 

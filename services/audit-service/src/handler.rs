@@ -5,7 +5,7 @@ use todo_core::db::Database;
 use todo_core::{
     dapr::{
         app::{DeliveredEvent, EventHandler},
-        callback::{Outcome, subscription},
+        callback::{Outcome, subscription, with_bulk},
         runtime::TopicSubscription,
     },
     events::{self, ContentType, topics},
@@ -17,6 +17,10 @@ use uuid::Uuid;
 use crate::store::{self, NewRecord};
 
 const AUDIT_ROUTE: &str = "/audit";
+/// Bulk delivery: at most this many events per call, and the runtime waits
+/// at most this long to fill a batch (so a lone event is not held back).
+const BULK_MAX_EVENTS: i32 = 200;
+const BULK_MAX_AWAIT_MS: i32 = 5;
 
 pub struct Auditor {
     pub pool: Database,
@@ -98,29 +102,66 @@ impl EventHandler for Auditor {
     fn subscriptions(&self) -> Vec<TopicSubscription> {
         [topics::TASK_EVENTS, topics::TASK_COMMANDS]
             .into_iter()
-            .map(|topic| subscription(&self.pubsub_name, topic, &[], AUDIT_ROUTE))
+            .map(|topic| {
+                // In bulk: a batch is one transaction (see `store::append_all`).
+                with_bulk(
+                    subscription(&self.pubsub_name, topic, &[], AUDIT_ROUTE),
+                    BULK_MAX_EVENTS,
+                    BULK_MAX_AWAIT_MS,
+                )
+            })
             .collect()
     }
 
     async fn on_event(&self, event: DeliveredEvent) -> Outcome {
-        let record = match record_for(&event) {
-            Ok(Some(record)) => record,
-            Ok(None) => return Outcome::Success,
-            Err(err) => {
-                tracing::warn!(event_id = %event.id, topic = %event.topic, error = %err, "event dropped");
-                return Outcome::Drop;
-            }
-        };
-        match store::append(&self.pool, &record).await {
-            Ok(true) => {
-                tracing::debug!(event_id = %record.event_id, "audit record appended");
-                Outcome::Success
-            }
-            Ok(false) => Outcome::Success,
-            Err(err) => {
-                tracing::warn!(event_id = %record.event_id, error = %err, "appending failed; will retry");
-                Outcome::Retry
+        let outcomes = self.append(std::slice::from_ref(&event)).await;
+        outcomes[0]
+    }
+
+    async fn on_batch(&self, events: &[DeliveredEvent]) -> Option<Vec<Outcome>> {
+        Some(self.append(events).await)
+    }
+}
+
+impl Auditor {
+    /// Records every valid event of `events` in one transaction; poison is
+    /// dropped, events of other topics acknowledged, and a failed
+    /// transaction asks for all of them again.
+    async fn append(&self, events: &[DeliveredEvent]) -> Vec<Outcome> {
+        let mut outcomes = vec![Outcome::Success; events.len()];
+        let mut records = Vec::with_capacity(events.len());
+        let mut positions = Vec::with_capacity(events.len());
+        for (position, event) in events.iter().enumerate() {
+            match record_for(event) {
+                Ok(Some(record)) => {
+                    records.push(record);
+                    positions.push(position);
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(event_id = %event.id, topic = %event.topic, error = %err, "event dropped");
+                    outcomes[position] = Outcome::Drop;
+                }
             }
         }
+        if records.is_empty() {
+            return outcomes;
+        }
+        match store::append_all(&self.pool, &records).await {
+            Ok(appended) => {
+                tracing::debug!(
+                    appended = appended.iter().filter(|a| **a).count(),
+                    duplicates = appended.iter().filter(|a| !**a).count(),
+                    "audit records appended"
+                );
+            }
+            Err(err) => {
+                tracing::warn!(events = records.len(), error = %err, "appending failed; will retry");
+                for position in positions {
+                    outcomes[position] = Outcome::Retry;
+                }
+            }
+        }
+        outcomes
     }
 }

@@ -1,5 +1,7 @@
 //! SQL for `audit.audit_records`.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, QueryBuilder};
@@ -68,58 +70,94 @@ const COLUMNS: &str =
     "user_id, sequence, event_id, event_type, task_id, occurred_at, recorded_at, payload, previous_hash, hash";
 
 /// Appends `record` to its user's chain; false when the event is already
-/// in the log. Appends for one user are serialized by a transaction-scoped
-/// advisory lock, so replicas never fork a chain; other users proceed in
-/// parallel.
+/// in the log.
 pub async fn append(db: &Database, record: &NewRecord) -> sqlx::Result<bool> {
+    Ok(append_all(db, std::slice::from_ref(record)).await?[0])
+}
+
+/// Appends `records` in order, in one transaction; for each, false when the
+/// event was already in the log (or earlier in `records`). Appends for one
+/// user are serialized by a transaction-scoped advisory lock, taken for all
+/// the batch's users in sorted order so that concurrent batches never
+/// deadlock; replicas never fork a chain, and other users proceed in
+/// parallel. One transaction per batch is what lets a bulk delivery of
+/// hundreds of events cost a handful of round trips and one commit.
+pub async fn append_all(db: &Database, records: &[NewRecord]) -> sqlx::Result<Vec<bool>> {
     let mut tx = db.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
-        .bind(&record.user_id)
-        .execute(&mut *tx)
-        .await?;
-    let seen: Option<i64> = sqlx::query_scalar("SELECT sequence FROM audit_records WHERE event_id = $1")
-        .bind(record.event_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if seen.is_some() {
-        return Ok(false);
-    }
-    let last: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT sequence, hash FROM audit_records WHERE user_id = $1 ORDER BY sequence DESC LIMIT 1")
-            .bind(&record.user_id)
-            .fetch_optional(&mut *tx)
+    let mut users: Vec<&str> = records.iter().map(|record| record.user_id.as_str()).collect();
+    users.sort_unstable();
+    users.dedup();
+    for user in &users {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
+            .bind(user)
+            .execute(&mut *tx)
             .await?;
-    let (sequence, previous_hash) = match last {
-        Some((sequence, hash)) => (sequence + 1, hash),
-        None => (1, GENESIS.to_vec()),
-    };
-    let fields = RecordFields {
-        sequence,
-        event_id: record.event_id,
-        event_type: &record.event_type,
-        task_id: &record.task_id,
-        user_id: &record.user_id,
-        occurred_at: record.occurred_at,
-        payload: &record.payload,
-    };
-    let hash = record_hash(&previous_hash, &fields);
-    sqlx::query(
-        "INSERT INTO audit_records (user_id, sequence, event_id, event_type, task_id, occurred_at, payload, \
-         previous_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    }
+    let event_ids: Vec<Uuid> = records.iter().map(|record| record.event_id).collect();
+    let mut seen: HashSet<Uuid> = sqlx::query_scalar("SELECT event_id FROM audit_records WHERE event_id = ANY($1)")
+        .bind(&event_ids)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+    // Each user's chain head, by an index lookup per user.
+    let mut heads: HashMap<String, (i64, Vec<u8>)> = sqlx::query_as::<_, (String, i64, Vec<u8>)>(
+        "SELECT u.user_id, last.sequence, last.hash FROM unnest($1::text[]) AS u(user_id) \
+         CROSS JOIN LATERAL (SELECT sequence, hash FROM audit_records a WHERE a.user_id = u.user_id \
+         ORDER BY sequence DESC LIMIT 1) AS last",
     )
-    .bind(&record.user_id)
-    .bind(sequence)
-    .bind(record.event_id)
-    .bind(&record.event_type)
-    .bind(&record.task_id)
-    .bind(record.occurred_at)
-    .bind(&record.payload)
-    .bind(previous_hash)
-    .bind(hash.as_slice())
-    .execute(&mut *tx)
-    .await?;
+    .bind(&users)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|(user, sequence, hash)| (user, (sequence, hash)))
+    .collect();
+
+    let mut appended = Vec::with_capacity(records.len());
+    let mut rows = Vec::new();
+    for record in records {
+        if !seen.insert(record.event_id) {
+            appended.push(false);
+            continue;
+        }
+        let (sequence, previous_hash) = match heads.get(&record.user_id) {
+            Some((sequence, hash)) => (sequence + 1, hash.clone()),
+            None => (1, GENESIS.to_vec()),
+        };
+        let fields = RecordFields {
+            sequence,
+            event_id: record.event_id,
+            event_type: &record.event_type,
+            task_id: &record.task_id,
+            user_id: &record.user_id,
+            occurred_at: record.occurred_at,
+            payload: &record.payload,
+        };
+        let hash = record_hash(&previous_hash, &fields).to_vec();
+        heads.insert(record.user_id.clone(), (sequence, hash.clone()));
+        rows.push((record, sequence, previous_hash, hash));
+        appended.push(true);
+    }
+    if !rows.is_empty() {
+        let mut insert: QueryBuilder<Postgres> = QueryBuilder::new(
+            "INSERT INTO audit_records (user_id, sequence, event_id, event_type, task_id, occurred_at, payload, \
+             previous_hash, hash) ",
+        );
+        insert.push_values(rows, |mut row, (record, sequence, previous_hash, hash)| {
+            row.push_bind(&record.user_id)
+                .push_bind(sequence)
+                .push_bind(record.event_id)
+                .push_bind(&record.event_type)
+                .push_bind(&record.task_id)
+                .push_bind(record.occurred_at)
+                .push_bind(&record.payload)
+                .push_bind(previous_hash)
+                .push_bind(hash);
+        });
+        insert.build().execute(&mut *tx).await?;
+    }
     tx.commit().await?;
-    Ok(true)
+    Ok(appended)
 }
 
 /// ListAuditRecords filters, and where the previous page ended.

@@ -410,3 +410,72 @@ async fn oversized_requests_are_refused_before_decoding() {
     let event = task_event("alice", "t", "task.created", 1);
     assert_eq!(app.deliver_task_event(&event).await, SUCCESS);
 }
+
+#[tokio::test]
+async fn a_bulk_delivery_is_one_append_in_order_with_duplicates_and_poison_answered_per_entry() {
+    use todo_core::dapr::runtime::{
+        TopicEventBulkRequest, TopicEventBulkRequestEntry, TopicEventCeRequest, topic_event_bulk_request_entry::Event,
+    };
+    let mut app = spawn().await;
+    let first = task_event("alice", "t1", "task.created", 1);
+    let for_bob = task_event("bob", "t2", "task.created", 2);
+    let second = task_event("alice", "t1", "task.completed", 3);
+    let entry = |id: &str, data: Vec<u8>| TopicEventBulkRequestEntry {
+        entry_id: id.into(),
+        content_type: "application/protobuf".into(),
+        metadata: Default::default(),
+        event: Some(Event::CloudEvent(TopicEventCeRequest {
+            id: format!("ce-{id}"),
+            r#type: "task.event".into(),
+            data_content_type: "application/protobuf".into(),
+            data,
+            ..TopicEventCeRequest::default()
+        })),
+    };
+    let request = TopicEventBulkRequest {
+        topic: "task-events".into(),
+        entries: vec![
+            entry("1", first.encode_to_vec()),
+            entry("2", for_bob.encode_to_vec()),
+            entry("3", vec![0xff, 0x01]),
+            entry("4", second.encode_to_vec()),
+            entry("5", first.encode_to_vec()),
+        ],
+        ..TopicEventBulkRequest::default()
+    };
+    let statuses: Vec<(String, i32)> = app
+        .callback
+        .on_bulk_topic_event(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .statuses
+        .into_iter()
+        .map(|s| (s.entry_id, s.status))
+        .collect();
+    let drop = TopicEventResponseStatus::Drop as i32;
+    assert_eq!(
+        statuses,
+        [
+            ("1".into(), SUCCESS),
+            ("2".into(), SUCCESS),
+            ("3".into(), drop),
+            ("4".into(), SUCCESS),
+            ("5".into(), SUCCESS)
+        ],
+        "poison dropped, the duplicate acknowledged"
+    );
+    let (alice, _) = app.records("alice", ListAuditRecordsRequest::default()).await;
+    let types: Vec<(i64, &str)> = alice.iter().map(|r| (r.sequence, r.event_type.as_str())).collect();
+    assert_eq!(types, [(1, "task.created"), (2, "task.completed")]);
+    let (bob, _) = app.records("bob", ListAuditRecordsRequest::default()).await;
+    assert_eq!(bob.len(), 1);
+    assert!(app.verify("alice").await.valid);
+    // The same batch again changes nothing.
+    let again = app.deliver_task_event(&second).await;
+    assert_eq!(again, SUCCESS);
+    assert_eq!(
+        app.records("alice", ListAuditRecordsRequest::default()).await.0.len(),
+        2
+    );
+}

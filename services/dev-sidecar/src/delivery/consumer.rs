@@ -130,13 +130,9 @@ impl Consumer {
         }
     }
 
-    /// Delivers one event until it is handled, dead-lettered, or we stop.
-    async fn deliver_one(&self, event: &StoredEvent, shutdown: &CancellationToken) -> Verdict {
-        let Some(path) = route(self.subscription.routes.as_ref(), &event.event_type) else {
-            return Verdict::Done;
-        };
-        // The delivery hop: a span continuing the event's trace, whose
-        // context the app receives.
+    /// The delivery hop: a span continuing the event's trace, and the event
+    /// carrying that span's context, as the app receives it.
+    fn delivery_hop(&self, event: &StoredEvent) -> (tracing::Span, StoredEvent) {
         let span = tracing::info_span!(
             "pubsub.deliver",
             otel.name = %format!("{} deliver", event.topic),
@@ -151,6 +147,15 @@ impl Consumer {
         if let Some(traceparent) = todo_core::telemetry::traceparent_of(&span) {
             delivered.traceparent = traceparent;
         }
+        (span, delivered)
+    }
+
+    /// Delivers one event until it is handled, dead-lettered, or we stop.
+    async fn deliver_one(&self, event: &StoredEvent, shutdown: &CancellationToken) -> Verdict {
+        let Some(path) = route(self.subscription.routes.as_ref(), &event.event_type) else {
+            return Verdict::Done;
+        };
+        let (span, delivered) = self.delivery_hop(event);
         let event = &delivered;
         let mut retries = 0;
         let mut backoff = self.policy.initial_backoff;
@@ -191,10 +196,18 @@ impl Consumer {
     async fn deliver_bulk(&self, batch: &[(u64, StoredEvent)], shutdown: &CancellationToken) -> Option<u64> {
         let mut retries = 0;
         let mut backoff = self.policy.initial_backoff;
+        // One delivery hop per event, as when they go one by one.
+        let hops: Vec<(u64, tracing::Span, StoredEvent)> = batch
+            .iter()
+            .map(|(offset, event)| {
+                let (span, delivered) = self.delivery_hop(event);
+                (*offset, span, delivered)
+            })
+            .collect();
         loop {
             let mut entries = Vec::new();
             let mut routed = Vec::new();
-            for (offset, event) in batch {
+            for (offset, _, event) in &hops {
                 if let Some(path) = route(self.subscription.routes.as_ref(), &event.event_type) {
                     routed.push((*offset, event, path));
                     entries.push(TopicEventBulkRequestEntry {
