@@ -46,6 +46,8 @@ pub async fn run(args: &Args) -> anyhow::Result<Vec<(String, Value)>> {
         .parent()
         .map(|dir| dir.join("dev-sidecar"))
         .ok_or_else(|| anyhow::anyhow!("no binary directory"))?;
+    // Durable commits, as on a production server (tests run with fsync off).
+    todo_core::testing::postgres::use_durable_commits();
     let stack = TestStack::start(sidecar.to_str().unwrap(), &[]).await;
     let mut clients = Vec::new();
     for n in 0..USERS {

@@ -17,6 +17,17 @@ use std::{
 
 use sqlx::{Connection, Executor, PgConnection};
 
+/// Whether the throw-away cluster flushes commits to disk (off by default:
+/// tests need no crash safety of the machine, and fsync is slow).
+static DURABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes the throw-away cluster started after this call durable (fsync and
+/// full-page writes on), as a production server is: what the benchmark
+/// measures against. Call before the first [`TestDatabase::create`].
+pub fn use_durable_commits() {
+    DURABLE.store(true, std::sync::atomic::Ordering::Release);
+}
+
 /// A database that exists for as long as this value.
 pub struct TestDatabase {
     /// Connection URL of the database (no TLS, loopback or `DATABASE_URL`'s host).
@@ -223,13 +234,18 @@ impl Cluster {
         // TLS on, with a throw-away certificate, so `sslmode=require` (what
         // managed PostgreSQL needs) is exercised too.
         let tls = make_certificate(&data_dir, as_postgres_user);
-        // fsync off (nothing here must survive the machine crashing), but
-        // commits synchronous: a test that crashes the server (`pg_ctl -m
-        // immediate`) must not lose what was acknowledged, as it would with
-        // `synchronous_commit=off`.
+        // fsync off unless asked (nothing here must survive the machine
+        // crashing), but commits synchronous: a test that crashes the server
+        // (`pg_ctl -m immediate`) must not lose what was acknowledged, as it
+        // would with `synchronous_commit=off`.
+        let durable = if DURABLE.load(std::sync::atomic::Ordering::Acquire) {
+            "on"
+        } else {
+            "off"
+        };
         let server_options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
-             -c full_page_writes=off -c max_connections=300 -c ssl={}",
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync={durable} \
+             -c full_page_writes={durable} -c max_connections=300 -c ssl={}",
             socket_dir.display(),
             if tls { "on" } else { "off" }
         );
