@@ -209,9 +209,16 @@ impl<H: EventHandler> AppCallbackService<H> {
     /// Handles a bulk delivery's events: together when the handler can,
     /// else one by one. Either way each event gets its own consumer span
     /// (continuing its own trace) and its outcome counted.
-    async fn handle_batch(&self, events: Vec<DeliveredEvent>) -> Vec<Outcome> {
+    async fn handle_batch(&self, mut events: Vec<DeliveredEvent>) -> Vec<Outcome> {
         let started = std::time::Instant::now();
         let spans: Vec<tracing::Span> = events.iter().map(consumer_span).collect();
+        // What a handler passes on (to a job, a published event) continues
+        // its event's consumer span, as when events come one by one.
+        for (event, span) in events.iter_mut().zip(&spans) {
+            if let Some(traceparent) = crate::telemetry::traceparent_of(span) {
+                event.traceparent = Some(traceparent);
+            }
+        }
         match self.handler.on_batch(&events).await {
             Some(outcomes) if outcomes.len() == events.len() => {
                 for ((event, outcome), span) in events.iter().zip(&outcomes).zip(&spans) {

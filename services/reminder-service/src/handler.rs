@@ -1,10 +1,12 @@
 //! What reminder-service does with deliveries and fired jobs.
 
+use std::collections::HashMap;
+
 use prost::{Message, Name};
 use todo_core::{
     dapr::{
         app::{DeliveredEvent, EventHandler},
-        callback::{Outcome, subscription},
+        callback::{Outcome, subscription, with_bulk},
         jobs::Jobs,
         publisher::{OutgoingEvent, Publisher},
         runtime::{JobEventRequest, TopicSubscription},
@@ -19,6 +21,10 @@ use crate::plan::{Action, job_data, plan, reminder_event};
 
 const TASK_EVENTS_ROUTE: &str = "/task-events/reminders";
 const IGNORE_ROUTE: &str = "/ignore";
+/// Bulk delivery: at most this many events per call, and the runtime waits
+/// at most this long to fill a batch.
+const BULK_MAX_EVENTS: i32 = 200;
+const BULK_MAX_AWAIT_MS: i32 = 5;
 
 pub struct Reminders {
     pub jobs: Jobs,
@@ -33,51 +39,22 @@ impl EventHandler for Reminders {
             .iter()
             .map(|event_type| (*event_type, TASK_EVENTS_ROUTE))
             .collect();
-        vec![subscription(
-            &self.pubsub_name,
-            topics::TASK_EVENTS,
-            &rules,
-            IGNORE_ROUTE,
+        // In bulk: a batch's job updates run concurrently (see `apply`).
+        vec![with_bulk(
+            subscription(&self.pubsub_name, topics::TASK_EVENTS, &rules, IGNORE_ROUTE),
+            BULK_MAX_EVENTS,
+            BULK_MAX_AWAIT_MS,
         )]
     }
 
-    async fn on_event(&self, event: DeliveredEvent) -> Outcome {
-        if !event_types::TASK_EVENT_TYPES.contains(&event.event_type.as_str()) {
-            return Outcome::Success;
-        }
-        let decoded = ContentType::detect(&event.content_type, &event.data)
-            .and_then(|content_type| events::decode::<TaskEvent>(content_type, &event.data));
-        let task_event = match decoded {
-            Ok(task_event) => task_event,
-            Err(err) => {
-                tracing::warn!(event_id = %event.id, error = %err, "undecodable task event");
-                return Outcome::Drop;
-            }
-        };
-        let trace = todo_core::telemetry::traceparent_or(event.traceparent.as_deref());
-        let actions = match plan(&task_event, timestamps::now(), trace.as_deref()) {
-            Ok(actions) => actions,
-            Err(err) => {
-                tracing::warn!(event_id = %event.id, error = %err, "invalid task event");
-                return Outcome::Drop;
-            }
-        };
-        for action in actions {
-            let result = match &action {
-                Action::Schedule { name, at, job } => {
-                    self.jobs
-                        .schedule_once(name, *at, job_data(job), trace.as_deref())
-                        .await
-                }
-                Action::Delete { name } => self.jobs.delete(name, trace.as_deref()).await,
-            };
-            if let Err(status) = result {
-                tracing::warn!(event_id = %event.id, ?action, error = %status, "jobs API call failed");
-                return Outcome::Retry;
-            }
-            tracing::debug!(?action, "reminder job updated");
-        }
-        Outcome::Success
+    async fn on_event(&self, mut event: DeliveredEvent) -> Outcome {
+        // The job carries this consumer's context on to the reminder.
+        event.traceparent = todo_core::telemetry::traceparent_or(event.traceparent.as_deref());
+        self.apply(std::slice::from_ref(&event)).await[0]
+    }
+
+    async fn on_batch(&self, events: &[DeliveredEvent]) -> Option<Vec<Outcome>> {
+        Some(self.apply(events).await)
     }
 
     /// Publishes the reminder. A malformed job is acknowledged (it would
@@ -122,5 +99,81 @@ impl EventHandler for Reminders {
             .map_err(|err| Status::unavailable(format!("publishing the reminder failed: {err}")))?;
         tracing::info!(job = %job.name, task_id = %event.task_id, kind = event.kind, "reminder published");
         Ok(())
+    }
+}
+
+impl Reminders {
+    /// Brings each task's reminder jobs in line with its latest event in
+    /// `events`: every event carries the whole task, so within a batch only
+    /// the latest one per task matters, and the jobs of different tasks are
+    /// updated concurrently (the sidecar commits concurrent writes
+    /// together). All calls are idempotent, so if any fails, every event of
+    /// the batch is asked for again.
+    async fn apply(&self, events: &[DeliveredEvent]) -> Vec<Outcome> {
+        let now = timestamps::now();
+        let mut outcomes = vec![Outcome::Success; events.len()];
+        let mut latest: HashMap<String, (Vec<Action>, Option<String>)> = HashMap::new();
+        let mut planned = Vec::new();
+        for (position, event) in events.iter().enumerate() {
+            if !event_types::TASK_EVENT_TYPES.contains(&event.event_type.as_str()) {
+                continue;
+            }
+            let decoded = ContentType::detect(&event.content_type, &event.data)
+                .and_then(|content_type| events::decode::<TaskEvent>(content_type, &event.data));
+            let task_event = match decoded {
+                Ok(task_event) => task_event,
+                Err(err) => {
+                    tracing::warn!(event_id = %event.id, error = %err, "undecodable task event");
+                    outcomes[position] = Outcome::Drop;
+                    continue;
+                }
+            };
+            match plan(&task_event, now, event.traceparent.as_deref()) {
+                Ok(actions) => {
+                    let task_id = task_event.task.map(|task| task.id).unwrap_or_default();
+                    latest.insert(task_id, (actions, event.traceparent.clone()));
+                    planned.push(position);
+                }
+                Err(err) => {
+                    tracing::warn!(event_id = %event.id, error = %err, "invalid task event");
+                    outcomes[position] = Outcome::Drop;
+                }
+            }
+        }
+        let mut calls = tokio::task::JoinSet::new();
+        for (actions, trace) in latest.into_values() {
+            for action in actions {
+                let (jobs, trace) = (self.jobs.clone(), trace.clone());
+                calls.spawn(async move {
+                    let result = match &action {
+                        Action::Schedule { name, at, job } => {
+                            jobs.schedule_once(name, *at, job_data(job), trace.as_deref()).await
+                        }
+                        Action::Delete { name } => jobs.delete(name, trace.as_deref()).await,
+                    };
+                    (action, result)
+                });
+            }
+        }
+        let mut failed = false;
+        while let Some(joined) = calls.join_next().await {
+            match joined {
+                Ok((action, Ok(()))) => tracing::debug!(?action, "reminder job updated"),
+                Ok((action, Err(status))) => {
+                    tracing::warn!(?action, error = %status, "jobs API call failed");
+                    failed = true;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "a jobs API call panicked");
+                    failed = true;
+                }
+            }
+        }
+        if failed {
+            for position in planned {
+                outcomes[position] = Outcome::Retry;
+            }
+        }
+        outcomes
     }
 }

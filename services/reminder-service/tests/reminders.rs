@@ -229,3 +229,63 @@ async fn poison_is_dropped_outages_retried_and_json_accepted() {
     };
     assert!(app.callback.on_job_event(empty).await.is_ok());
 }
+
+#[tokio::test]
+async fn a_bulk_delivery_leaves_each_task_with_the_jobs_of_its_latest_event() {
+    use todo_core::dapr::runtime::{
+        TopicEventBulkRequest, TopicEventBulkRequestEntry, TopicEventCeRequest, topic_event_bulk_request_entry::Event,
+    };
+    let app = spawn(ApiLevel::Stable).await;
+    let due = timestamps::now() + Duration::hours(48);
+    let moved = due + Duration::hours(24);
+    let entry = |id: &str, event: &TaskEvent| TopicEventBulkRequestEntry {
+        entry_id: id.into(),
+        content_type: "application/protobuf".into(),
+        metadata: Default::default(),
+        event: Some(Event::CloudEvent(TopicEventCeRequest {
+            id: event.event_id.clone(),
+            r#type: event.event_type.clone(),
+            data_content_type: "application/protobuf".into(),
+            data: event.encode_to_vec(),
+            ..TopicEventCeRequest::default()
+        })),
+    };
+    let mut other = task_event("task.created", Some(due), false);
+    let other_id = "0c7d2b8e-1111-4222-8333-444455556666";
+    other.task.as_mut().unwrap().id = other_id.into();
+    let mut poison = entry("4", &task_event("task.created", Some(due), false));
+    if let Some(Event::CloudEvent(ce)) = poison.event.as_mut() {
+        ce.data = vec![0xff, 0x01];
+    }
+    let request = TopicEventBulkRequest {
+        topic: "task-events".into(),
+        entries: vec![
+            entry("1", &task_event("task.created", Some(due), false)),
+            entry("2", &other),
+            entry("3", &task_event("task.updated", Some(moved), false)),
+            poison,
+        ],
+        ..TopicEventBulkRequest::default()
+    };
+    let statuses: Vec<i32> = app
+        .callback
+        .clone()
+        .on_bulk_topic_event(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .statuses
+        .into_iter()
+        .map(|s| s.status)
+        .collect();
+    let (success, drop) = (
+        TopicEventResponseStatus::Success as i32,
+        TopicEventResponseStatus::Drop as i32,
+    );
+    assert_eq!(statuses, [success, success, success, drop]);
+    // The moved due date won for the first task; the other has its own two.
+    assert_eq!(due_time(&app, "24h"), Some(moved - Duration::hours(24)));
+    assert_eq!(due_time(&app, "1h"), Some(moved - Duration::hours(1)));
+    assert_eq!(app.sidecar.jobs().len(), 4);
+    assert!(app.sidecar.jobs().contains_key(&format!("reminder-{other_id}-1h")));
+}
