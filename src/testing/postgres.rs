@@ -105,14 +105,8 @@ impl TestDatabase {
     /// Stops the server at once, as a crash would (`pg_ctl -m immediate`):
     /// open connections break, new ones are refused.
     pub fn crash_server(&self) {
-        let cluster = self._cluster.as_ref().expect("a server this test owns");
-        let status = Command::new("sh")
-            .args(["-c", &cluster.stop_command()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("run pg_ctl stop");
-        assert!(status.success(), "pg_ctl stop failed");
+        let stopped = self._cluster.as_ref().expect("a server this test owns").stop_server();
+        assert!(stopped, "pg_ctl stop failed");
     }
 
     /// Starts the server again on the same port and data.
@@ -303,6 +297,16 @@ impl Cluster {
         *self.watchdog.lock().unwrap_or_else(|p| p.into_inner()) = child;
     }
 
+    /// Stops the server at once (`-m immediate`); true when pg_ctl says so.
+    fn stop_server(&self) -> bool {
+        Command::new("sh")
+            .args(["-c", &self.stop_command()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+
     fn stop_command(&self) -> String {
         let pg_ctl = self.bin_dir.join("pg_ctl");
         let base = format!(
@@ -320,11 +324,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = Command::new("sh")
-            .args(["-c", &self.stop_command()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        self.stop_server();
         if let Some(mut watchdog) = self.watchdog.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = watchdog.kill();
             let _ = watchdog.wait();

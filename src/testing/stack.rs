@@ -245,18 +245,17 @@ impl TestStack {
     }
 
     pub async fn channel(&self, service: &str) -> Channel {
-        Channel::from_shared(format!("http://127.0.0.1:{}", self.port(service).app))
-            .expect("valid uri")
-            .connect()
-            .await
-            .expect("connect to service")
+        self.app_endpoint(service).connect().await.expect("connect to service")
+    }
+
+    fn app_endpoint(&self, service: &str) -> tonic::transport::Endpoint {
+        Channel::from_shared(format!("http://127.0.0.1:{}", self.port(service).app)).expect("valid uri")
     }
 
     /// A channel that connects on first use and reconnects after the
     /// service restarts; each call gives up after 20 s.
     pub fn lazy_channel(&self, service: &str) -> Channel {
-        Channel::from_shared(format!("http://127.0.0.1:{}", self.port(service).app))
-            .expect("valid uri")
+        self.app_endpoint(service)
             .timeout(Duration::from_secs(20))
             .connect_lazy()
     }

@@ -227,10 +227,7 @@ impl AppEndpoint {
 
     async fn delete_job(&self, request: Request<DeleteJobRequest>) -> Result<Response<DeleteJobResponse>, Status> {
         let name = request.into_inner().name;
-        // Deleting a job that is not there is common (a task completed with
-        // no reminders due) and needs no durable write.
-        let exists = self.log.job(&self.app_id, &name).map_err(storage_error)?.is_some();
-        if !exists || !self.log.delete_job(&self.app_id, &name).await.map_err(storage_error)? {
+        if !self.log.delete_job(&self.app_id, &name).await.map_err(storage_error)? {
             return Err(Status::not_found(format!("job {name} not found")));
         }
         self.jobs.changed(&self.app_id, &name);

@@ -224,8 +224,13 @@ impl Log {
         answer.await.map_err(|_| LogError::Closed)?
     }
 
-    /// Deletes a job; false when there was none.
+    /// Deletes a job; false when there was none. Deleting a job that is not
+    /// there is common (a task completed with no reminders due) and needs
+    /// no durable write.
     pub async fn delete_job(&self, app_id: &str, name: &str) -> Result<bool, LogError> {
+        if self.job(app_id, name)?.is_none() {
+            return Ok(false);
+        }
         let (reply, answer) = oneshot::channel();
         self.writes
             .send(Write::DeleteJob {
