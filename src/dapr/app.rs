@@ -14,19 +14,20 @@ use tonic::{Request, Response, Status};
 use super::{
     common::{InvokeRequest, InvokeResponse},
     runtime::{
-        BindingEventRequest, BindingEventResponse, JobEventRequest, JobEventResponse, ListInputBindingsResponse,
-        ListTopicSubscriptionsResponse, TopicEventBulkRequest, TopicEventBulkRequestEntry, TopicEventBulkResponse,
-        TopicEventBulkResponseEntry, TopicEventRequest, TopicEventResponse, TopicSubscription,
-        app_callback_alpha_server::AppCallbackAlpha, app_callback_server::AppCallback,
-        topic_event_bulk_request_entry::Event,
+        BindingEventRequest, BindingEventResponse, HealthCheckResponse, JobEventRequest, JobEventResponse,
+        ListInputBindingsResponse, ListTopicSubscriptionsResponse, TopicEventBulkRequest, TopicEventBulkRequestEntry,
+        TopicEventBulkResponse, TopicEventBulkResponseEntry, TopicEventRequest, TopicEventResponse, TopicSubscription,
+        app_callback_alpha_server::AppCallbackAlpha, app_callback_health_check_server::AppCallbackHealthCheck,
+        app_callback_server::AppCallback, topic_event_bulk_request_entry::Event,
     },
 };
-use crate::dapr::callback::Outcome;
+use crate::dapr::callback::{AppTokenCheck, Outcome};
 
 /// Full names of the callback services [`add_routes`] serves, for reflection.
-pub const SERVICE_NAMES: [&str; 2] = [
+pub const SERVICE_NAMES: [&str; 3] = [
     "dapr.proto.runtime.v1.AppCallback",
     "dapr.proto.runtime.v1.AppCallbackAlpha",
+    "dapr.proto.runtime.v1.AppCallbackHealthCheck",
 ];
 
 /// One delivered event, whether it came alone or in a bulk delivery.
@@ -113,14 +114,21 @@ pub trait EventHandler: Send + Sync + 'static {
     }
 }
 
-/// Serves an [`EventHandler`] as `AppCallback` and `AppCallbackAlpha`.
+/// Serves an [`EventHandler`] as `AppCallback`, `AppCallbackAlpha` and
+/// `AppCallbackHealthCheck`.
 pub struct AppCallbackService<H> {
     handler: Arc<H>,
+    token: AppTokenCheck,
 }
 
 impl<H> AppCallbackService<H> {
-    pub fn new(handler: Arc<H>) -> Self {
-        Self { handler }
+    /// A service that checks `app_api_token` (when set) on every call that
+    /// delivers data.
+    pub fn new(handler: Arc<H>, app_api_token: Option<secrecy::SecretString>) -> Self {
+        Self {
+            handler,
+            token: AppTokenCheck::new(app_api_token),
+        }
     }
 }
 
@@ -128,6 +136,7 @@ impl<H> Clone for AppCallbackService<H> {
     fn clone(&self) -> Self {
         Self {
             handler: self.handler.clone(),
+            token: self.token.clone(),
         }
     }
 }
@@ -248,7 +257,8 @@ impl<H: EventHandler> AppCallbackService<H> {
 
 #[tonic::async_trait]
 impl<H: EventHandler> AppCallback for AppCallbackService<H> {
-    async fn on_invoke(&self, _request: Request<InvokeRequest>) -> Result<Response<InvokeResponse>, Status> {
+    async fn on_invoke(&self, request: Request<InvokeRequest>) -> Result<Response<InvokeResponse>, Status> {
+        self.token.verify(request.metadata())?;
         Err(Status::unimplemented(
             "service invocation is not used; talk through pub/sub",
         ))
@@ -267,6 +277,7 @@ impl<H: EventHandler> AppCallback for AppCallbackService<H> {
         &self,
         request: Request<TopicEventRequest>,
     ) -> Result<Response<TopicEventResponse>, Status> {
+        self.token.verify(request.metadata())?;
         let event = DeliveredEvent::from(request.into_inner());
         Ok(Response::new(self.handle(event).await.into()))
     }
@@ -277,8 +288,9 @@ impl<H: EventHandler> AppCallback for AppCallbackService<H> {
 
     async fn on_binding_event(
         &self,
-        _request: Request<BindingEventRequest>,
+        request: Request<BindingEventRequest>,
     ) -> Result<Response<BindingEventResponse>, Status> {
+        self.token.verify(request.metadata())?;
         Err(Status::unimplemented("no input bindings"))
     }
 
@@ -286,10 +298,12 @@ impl<H: EventHandler> AppCallback for AppCallbackService<H> {
         &self,
         request: Request<TopicEventBulkRequest>,
     ) -> Result<Response<TopicEventBulkResponse>, Status> {
+        self.token.verify(request.metadata())?;
         Ok(Response::new(self.bulk(request.into_inner()).await))
     }
 
     async fn on_job_event(&self, request: Request<JobEventRequest>) -> Result<Response<JobEventResponse>, Status> {
+        self.token.verify(request.metadata())?;
         self.handler.on_job(request.into_inner()).await?;
         Ok(Response::new(JobEventResponse {}))
     }
@@ -301,6 +315,7 @@ impl<H: EventHandler> AppCallbackAlpha for AppCallbackService<H> {
         &self,
         request: Request<TopicEventBulkRequest>,
     ) -> Result<Response<TopicEventBulkResponse>, Status> {
+        self.token.verify(request.metadata())?;
         Ok(Response::new(self.bulk(request.into_inner()).await))
     }
 
@@ -308,22 +323,37 @@ impl<H: EventHandler> AppCallbackAlpha for AppCallbackService<H> {
         &self,
         request: Request<JobEventRequest>,
     ) -> Result<Response<JobEventResponse>, Status> {
+        self.token.verify(request.metadata())?;
         self.handler.on_job(request.into_inner()).await?;
         Ok(Response::new(JobEventResponse {}))
     }
 }
 
-/// Adds `AppCallback` and `AppCallbackAlpha` for `handler` to `routes`,
-/// both behind the app API token check.
+/// daprd's app health check for gRPC apps (`--enable-app-health-check`).
+/// The app answers once it serves; open without the token, like
+/// `grpc.health.v1`, since it tells nothing about the data.
+#[tonic::async_trait]
+impl<H: EventHandler> AppCallbackHealthCheck for AppCallbackService<H> {
+    async fn health_check(&self, _request: Request<()>) -> Result<Response<HealthCheckResponse>, Status> {
+        Ok(Response::new(HealthCheckResponse {}))
+    }
+}
+
+/// Adds `AppCallback`, `AppCallbackAlpha` and `AppCallbackHealthCheck` for
+/// `handler` to `routes`; calls that deliver data need the app API token
+/// when one is set.
 pub fn add_routes<H: EventHandler>(
     routes: &mut tonic::service::RoutesBuilder,
     handler: Arc<H>,
     app_api_token: Option<secrecy::SecretString>,
 ) {
-    use super::runtime::{app_callback_alpha_server::AppCallbackAlphaServer, app_callback_server::AppCallbackServer};
-    let service = AppCallbackService::new(handler);
-    let check = crate::dapr::callback::AppTokenCheck::new(app_api_token);
+    use super::runtime::{
+        app_callback_alpha_server::AppCallbackAlphaServer,
+        app_callback_health_check_server::AppCallbackHealthCheckServer, app_callback_server::AppCallbackServer,
+    };
+    let service = AppCallbackService::new(handler, app_api_token);
     routes
-        .add_service(AppCallbackServer::with_interceptor(service.clone(), check.clone()))
-        .add_service(AppCallbackAlphaServer::with_interceptor(service, check));
+        .add_service(AppCallbackServer::new(service.clone()))
+        .add_service(AppCallbackAlphaServer::new(service.clone()))
+        .add_service(AppCallbackHealthCheckServer::new(service));
 }

@@ -7,7 +7,7 @@
 //! status is treated like RETRY by daprd and would hide poison behind retries.
 
 use secrecy::{ExposeSecret, SecretString};
-use tonic::{Request, Status, service::Interceptor};
+use tonic::{Status, metadata::MetadataMap};
 
 use super::{
     API_TOKEN_HEADER,
@@ -49,6 +49,11 @@ impl From<Outcome> for TopicEventResponse {
 
 /// Refuses AppCallback calls that lack the app API token, when one is
 /// configured (`APP_API_TOKEN`); daprd sends it as `dapr-api-token`.
+///
+/// Checked per call rather than as an interceptor on the whole service:
+/// daprd asks for `ListTopicSubscriptions` and `ListInputBindings` without
+/// the token (and never asks again once refused), so those two, and the
+/// health check, are open; everything that delivers data is not.
 #[derive(Clone)]
 pub struct AppTokenCheck {
     expected: Option<SecretString>,
@@ -58,20 +63,18 @@ impl AppTokenCheck {
     pub fn new(expected: Option<SecretString>) -> Self {
         Self { expected }
     }
-}
 
-impl Interceptor for AppTokenCheck {
-    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+    /// Ok when no token is configured or `metadata` carries the right one.
+    pub fn verify(&self, metadata: &MetadataMap) -> Result<(), Status> {
         let Some(expected) = &self.expected else {
-            return Ok(request);
+            return Ok(());
         };
-        let presented = request
-            .metadata()
+        let presented = metadata
             .get(API_TOKEN_HEADER)
             .map(|value| value.as_bytes())
             .unwrap_or_default();
         if constant_time_eq(presented, expected.expose_secret().as_bytes()) {
-            Ok(request)
+            Ok(())
         } else {
             Err(Status::unauthenticated("missing or wrong dapr-api-token"))
         }
@@ -123,13 +126,11 @@ mod tests {
     use super::*;
 
     fn call_with(token: Option<&str>, expected: Option<&str>) -> Result<(), Status> {
-        let mut request = Request::new(());
+        let mut metadata = MetadataMap::new();
         if let Some(token) = token {
-            request.metadata_mut().insert(API_TOKEN_HEADER, token.parse().unwrap());
+            metadata.insert(API_TOKEN_HEADER, token.parse().unwrap());
         }
-        AppTokenCheck::new(expected.map(SecretString::from))
-            .call(request)
-            .map(|_| ())
+        AppTokenCheck::new(expected.map(SecretString::from)).verify(&metadata)
     }
 
     #[test]

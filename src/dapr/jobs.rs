@@ -14,9 +14,33 @@ use prost_types::Any;
 use tonic::{Code, Status};
 
 use super::{
+    common::{JobFailurePolicy, JobFailurePolicyConstant, job_failure_policy::Policy},
     publisher::SidecarClient,
     runtime::{DeleteJobRequest, Job, ScheduleJobRequest},
 };
+
+/// How long the Scheduler keeps trying a job whose trigger failed (the app
+/// down or restarting, or its publish failing): every
+/// [`RETRY_INTERVAL_SECS`] for an hour. daprd's default, three tries a
+/// second apart and then the one-shot job is gone, would lose a reminder
+/// that comes due while reminder-service restarts; an hour covers a
+/// restart, a redeploy or a broker outage, and a reminder later than that
+/// is past the due date it warns about.
+pub const RETRY_INTERVAL_SECS: i64 = 5;
+pub const MAX_TRIGGER_RETRIES: u32 = 720;
+
+/// The failure policy every job is scheduled with.
+pub fn failure_policy() -> JobFailurePolicy {
+    JobFailurePolicy {
+        policy: Some(Policy::Constant(JobFailurePolicyConstant {
+            interval: Some(prost_types::Duration {
+                seconds: RETRY_INTERVAL_SECS,
+                nanos: 0,
+            }),
+            max_retries: Some(MAX_TRIGGER_RETRIES),
+        })),
+    }
+}
 
 /// Schedules and deletes jobs through the sidecar.
 #[derive(Debug, Clone)]
@@ -49,7 +73,7 @@ impl Jobs {
                 due_time: Some(due.to_rfc3339_opts(SecondsFormat::Micros, true)),
                 ttl: None,
                 data: Some(data),
-                failure_policy: None,
+                failure_policy: Some(failure_policy()),
             }),
             overwrite: true,
         };

@@ -34,6 +34,27 @@ pub struct OutgoingEvent {
 }
 
 impl OutgoingEvent {
+    /// `message` as an event in the wire format, keyed by `partition_key`.
+    pub fn from_message<M>(
+        event_id: &str,
+        event_type: &str,
+        partition_key: &str,
+        message: &M,
+        traceparent: Option<String>,
+    ) -> Self
+    where
+        M: prost::Message + prost::Name,
+    {
+        Self {
+            event_id: event_id.to_owned(),
+            event_type: event_type.to_owned(),
+            partition_key: partition_key.to_owned(),
+            data: crate::events::encode_wire(message),
+            content_type: crate::events::WIRE_FORMAT,
+            traceparent,
+        }
+    }
+
     fn metadata(&self) -> HashMap<String, String> {
         let mut metadata = HashMap::from([
             ("partitionKey".to_owned(), self.partition_key.clone()),

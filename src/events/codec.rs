@@ -16,16 +16,18 @@ pub enum ContentType {
 
 impl ContentType {
     /// Reads a MIME type as Dapr delivers it (`data_content_type`). Parameters
-    /// such as `; charset=utf-8` are ignored. An empty type means the
-    /// publisher did not say; JSON starts with `{`, protobuf almost never
-    /// does (it would be field 15 of wire type 3, a deprecated group).
+    /// such as `; charset=utf-8` are ignored. An empty type (or daprd's
+    /// `text/plain` for one) means the publisher did not say; JSON starts
+    /// with `{`, protobuf almost never does (it would be field 15 of wire
+    /// type 3, a deprecated group).
     pub fn detect(mime: &str, data: &[u8]) -> Result<Self, DecodeError> {
         let essence = mime.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
         match essence.as_str() {
             "application/protobuf" | "application/x-protobuf" | "application/octet-stream" => Ok(Self::Protobuf),
             "application/json" | "text/json" => Ok(Self::Json),
             json if json.starts_with("application/") && json.ends_with("+json") => Ok(Self::Json),
-            "" if data.trim_ascii_start().starts_with(b"{") => Ok(Self::Json),
+            // daprd records `text/plain` for a publish without a content type.
+            "" | "text/plain" if data.trim_ascii_start().starts_with(b"{") => Ok(Self::Json),
             "" => Ok(Self::Protobuf),
             _ => Err(DecodeError::UnsupportedContentType(mime.to_owned())),
         }
@@ -200,6 +202,11 @@ mod tests {
         );
         assert_eq!(ContentType::detect("", b"  {\"a\":1}").unwrap(), ContentType::Json);
         assert_eq!(ContentType::detect("", &[0x0a, 0x01]).unwrap(), ContentType::Protobuf);
+        assert_eq!(
+            ContentType::detect("text/plain", b"{\"a\":1}").unwrap(),
+            ContentType::Json
+        );
+        assert!(ContentType::detect("text/plain", b"hello").is_err());
         assert!(ContentType::detect("text/xml", b"<a/>").is_err());
     }
 }

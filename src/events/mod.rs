@@ -1,13 +1,26 @@
 //! Events on the wire: which topics exist, which event types travel on them,
 //! and how an envelope is encoded and decoded.
 //!
-//! The producer publishes protobuf; consumers accept protobuf and the proto3
-//! JSON mapping, chosen by the content type Dapr delivers, so a person can
-//! inject a readable event by hand.
+//! Producers publish the proto3 JSON mapping as `application/json`
+//! ([`WIRE_FORMAT`]): it is the one encoding real daprd carries intact on
+//! both single and bulk delivery (docs/wire-format.md says why). Consumers
+//! accept JSON and binary protobuf, chosen by the content type Dapr
+//! delivers, so a person can inject a readable event by hand.
 
 mod codec;
 
 pub use codec::{ContentType, DecodeError, decode, encode_json};
+
+/// The encoding every producer here publishes.
+pub const WIRE_FORMAT: ContentType = ContentType::Json;
+
+/// `message` in [`WIRE_FORMAT`].
+pub fn encode_wire<M>(message: &M) -> Vec<u8>
+where
+    M: prost::Message + prost::Name,
+{
+    encode_json(message)
+}
 
 /// Topic names (Kafka topics behind the `pubsub` component). Every topic is
 /// keyed by user id.

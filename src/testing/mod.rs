@@ -25,4 +25,4 @@ pub use fake_sidecar::{ApiLevel, FakeSidecar, RecordedEvent, RecordedJob};
 pub use in_process::{RunningServer, auth_config, dapr_config, database_config, delivery};
 pub use postgres::TestDatabase;
 pub use process::{ServiceProcess, free_port, free_ports};
-pub use stack::{TestStack, eventually};
+pub use stack::{DeadLetter, Inspect, StackClients, TestStack, eventually};

@@ -44,8 +44,32 @@ pub struct AppPorts {
     pub dapr_http: u16,
 }
 
-pub struct TestStack {
+/// Clients of a running stack's public APIs and endpoints: what a user of
+/// the system has, whichever runtime the stack runs on.
+#[derive(Debug, Clone)]
+pub struct StackClients {
     pub ports: Vec<(&'static str, AppPorts)>,
+}
+
+/// What a test can ask of the runtime under a stack, beyond the public APIs.
+#[tonic::async_trait]
+pub trait Inspect: Send + Sync {
+    /// The ids of the events on `topic` (a dead-letter topic), one entry per
+    /// dead letter, with the app that gave up on it where the runtime says.
+    async fn dead_letters(&self, topic: &str) -> Result<Vec<DeadLetter>, String>;
+    /// How many jobs are still scheduled, where the runtime can list them.
+    async fn pending_jobs(&self) -> Option<usize>;
+}
+
+/// One event on a dead-letter topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub id: String,
+    pub failed_app: Option<String>,
+}
+
+pub struct TestStack {
+    pub clients: StackClients,
     pub admin_port: u16,
     pub database: TestDatabase,
     pub dir: tempfile::TempDir,
@@ -121,7 +145,7 @@ impl TestStack {
         env.extend_from_slice(extra_sidecar_env);
         let sidecar_env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let mut stack = Self {
-            ports,
+            clients: StackClients { ports },
             admin_port,
             database,
             dir,
@@ -135,7 +159,7 @@ impl TestStack {
 
     async fn start_sidecar(&mut self) {
         let env: Vec<(&str, &str)> = self.sidecar_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let task_api_dapr = self.ports[0].1.dapr_grpc;
+        let task_api_dapr = self.clients.ports[0].1.dapr_grpc;
         let sidecar = ServiceProcess::start_on("dev-sidecar", &self.sidecar_binary, task_api_dapr, &env).await;
         self.sidecar = Some(sidecar);
         self.wait_until_subscribed(Duration::from_secs(60)).await;
@@ -197,7 +221,7 @@ impl TestStack {
             sidecar.kill().await;
         }
         // The apps release their ports as they stop.
-        for (_, ports) in &self.ports {
+        for (_, ports) in &self.clients.ports {
             let deadline = Instant::now() + Duration::from_secs(20);
             while std::net::TcpStream::connect(("127.0.0.1", ports.app)).is_ok() {
                 assert!(Instant::now() < deadline, "an app outlived its sidecar");
@@ -205,14 +229,6 @@ impl TestStack {
             }
         }
         self.start_sidecar().await;
-    }
-
-    fn port(&self, service: &str) -> AppPorts {
-        self.ports
-            .iter()
-            .find(|(name, _)| *name == service)
-            .map(|(_, ports)| *ports)
-            .expect("known service")
     }
 
     /// Waits until every app has declared its subscriptions to the sidecar,
@@ -242,6 +258,24 @@ impl TestStack {
     /// GET on dev-sidecar's inspection surface.
     pub async fn inspect(&self, path_and_query: &str) -> Result<serde_json::Value, String> {
         get_json(self.admin_port, path_and_query).await
+    }
+
+    /// Stops dev-sidecar (which stops the apps) and checks it exits cleanly.
+    pub async fn stop(mut self) {
+        if let Some(sidecar) = self.sidecar.take() {
+            let code = sidecar.terminate(Duration::from_secs(30)).await;
+            assert_eq!(code, Some(0), "dev-sidecar exits cleanly, apps included");
+        }
+    }
+}
+
+impl StackClients {
+    pub fn port(&self, service: &str) -> AppPorts {
+        self.ports
+            .iter()
+            .find(|(name, _)| *name == service)
+            .map(|(_, ports)| *ports)
+            .expect("known service")
     }
 
     pub async fn channel(&self, service: &str) -> Channel {
@@ -298,13 +332,33 @@ impl TestStack {
             Bearer(Self::token(user)),
         )
     }
+}
 
-    /// Stops dev-sidecar (which stops the apps) and checks it exits cleanly.
-    pub async fn stop(mut self) {
-        if let Some(sidecar) = self.sidecar.take() {
-            let code = sidecar.terminate(Duration::from_secs(30)).await;
-            assert_eq!(code, Some(0), "dev-sidecar exits cleanly, apps included");
-        }
+impl std::ops::Deref for TestStack {
+    type Target = StackClients;
+
+    fn deref(&self) -> &StackClients {
+        &self.clients
+    }
+}
+
+#[tonic::async_trait]
+impl Inspect for TestStack {
+    async fn dead_letters(&self, topic: &str) -> Result<Vec<DeadLetter>, String> {
+        let letters = self.inspect(&format!("/dead-letters?topic={topic}")).await?;
+        Ok(letters
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|letter| DeadLetter {
+                id: letter["id"].as_str().unwrap_or_default().to_owned(),
+                failed_app: letter["failed_app"].as_str().map(str::to_owned),
+            })
+            .collect())
+    }
+
+    async fn pending_jobs(&self) -> Option<usize> {
+        Some(self.inspect("/jobs").await.ok()?.as_array()?.len())
     }
 }
 

@@ -42,7 +42,7 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let pool = db::connect_and_migrate(&config.database, SCHEMA, &MIGRATIONS).await?;
         let verifier = todo_core::auth::start(&config.auth).await?;
-        let mut base = base_routes(&["todo.v1.AuditService", app::SERVICE_NAMES[0], app::SERVICE_NAMES[1]])?;
+        let mut base = base_routes(&[&["todo.v1.AuditService"][..], &app::SERVICE_NAMES].concat())?;
         let api =
             AuditServiceServer::new(AuditApi { pool: pool.clone() }).max_decoding_message_size(MAX_QUERY_REQUEST_BYTES);
         base.routes

@@ -13,7 +13,7 @@ use crate::log::Log;
 /// daprd's default CloudEvent type for published events.
 pub const DEFAULT_TYPE: &str = "com.dapr.event.sent";
 /// What daprd assumes when the publisher names no content type.
-pub const DEFAULT_CONTENT_TYPE: &str = "application/json";
+pub use crate::payload::DEFAULT_CONTENT_TYPE;
 
 /// The envelope for one published event.
 #[allow(clippy::too_many_arguments)]

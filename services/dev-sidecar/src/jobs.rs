@@ -10,7 +10,13 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use todo_core::{dapr::runtime::JobEventRequest, shutdown::CancellationToken};
+use todo_core::{
+    dapr::{
+        common::{JobFailurePolicy, job_failure_policy::Policy},
+        runtime::JobEventRequest,
+    },
+    shutdown::CancellationToken,
+};
 use tokio::sync::Notify;
 use tonic::Code;
 
@@ -19,11 +25,23 @@ use crate::{
     log::{Log, StoredJob},
 };
 
-/// Attempts per firing before the job is given up (Dapr's default policy:
-/// a few retries a second apart). An app that cannot be reached at all does
-/// not use attempts up: the job waits for it.
-const ATTEMPTS: u32 = 3;
-const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// When a trigger fails (the app answers an error or cannot be reached), a
+/// job follows its failure policy, as the Dapr Scheduler does: without one,
+/// daprd's default of three retries a second apart, then the job is gone.
+fn retry_plan(policy: Option<&JobFailurePolicy>) -> (Duration, Option<u32>) {
+    const DEFAULT: (Duration, Option<u32>) = (Duration::from_secs(1), Some(3));
+    match policy.and_then(|policy| policy.policy.as_ref()) {
+        None => DEFAULT,
+        Some(Policy::Drop(_)) => (Duration::ZERO, Some(0)),
+        Some(Policy::Constant(constant)) => {
+            let interval = constant
+                .interval
+                .and_then(|interval| Duration::try_from(interval).ok())
+                .unwrap_or(Duration::from_secs(1));
+            (interval, constant.max_retries)
+        }
+    }
+}
 
 /// Reads a Dapr `dueTime`: an RFC 3339 instant, or a Go duration from now
 /// (`90s`, `1h30m`, `250ms`).
@@ -209,8 +227,8 @@ impl Fire {
             content_type: String::new(),
             http_extension: None,
         };
-        let mut attempts = 0;
-        let mut wait_for_app = Duration::from_millis(200);
+        let (interval, max_retries) = retry_plan(job.failure_policy.as_ref());
+        let mut retries = 0;
         let delivered = loop {
             if shutdown.is_cancelled() {
                 // Still stored: it fires after the restart.
@@ -223,25 +241,23 @@ impl Fire {
                 .await
             {
                 Ok(()) => break true,
-                Err(status)
-                    if matches!(status.code(), Code::Unavailable | Code::Unknown) && is_connect_error(&status) =>
-                {
-                    tracing::debug!(app = %job.app_id, job = %job.name, "app unreachable; job waits");
-                    tokio::time::sleep(wait_for_app).await;
-                    wait_for_app = (wait_for_app * 2).min(Duration::from_secs(5));
-                }
+                // The Scheduler takes NOT_FOUND from the app as done.
+                Err(status) if status.code() == Code::NotFound => break true,
                 Err(status) => {
-                    attempts += 1;
-                    tracing::warn!(app = %job.app_id, job = %job.name, attempt = attempts, error = %status, "job callback failed");
-                    if attempts >= ATTEMPTS {
+                    tracing::warn!(app = %job.app_id, job = %job.name, retries, error = %status, "job trigger failed");
+                    if max_retries.is_some_and(|max| retries >= max) {
                         break false;
                     }
-                    tokio::time::sleep(RETRY_INTERVAL).await;
+                    retries += 1;
+                    tokio::select! {
+                        () = tokio::time::sleep(interval) => {}
+                        () = shutdown.cancelled() => {}
+                    }
                 }
             }
         };
         if !delivered {
-            tracing::warn!(app = %job.app_id, job = %job.name, "job given up after {ATTEMPTS} attempts");
+            tracing::warn!(app = %job.app_id, job = %job.name, "job given up: its failure policy ran out");
         }
         // Remove it unless it was rescheduled while firing.
         match self.log.job(&job.app_id, &job.name) {
@@ -253,28 +269,6 @@ impl Fire {
         self.in_flight.lock().expect("lock").remove(&key);
         self.signal.changed(&key.0, &key.1);
     }
-}
-
-/// True when the app could not be reached at all, or its connection broke
-/// mid-call (as opposed to answering with an error). Apps never answer a
-/// business outcome with UNAVAILABLE, so that code always means "not there".
-pub fn is_connect_error(status: &tonic::Status) -> bool {
-    if status.code() == Code::Unavailable {
-        return true;
-    }
-    let text = format!("{status:?}").to_ascii_lowercase();
-    status.code() == Code::Unknown
-        && [
-            "connect",
-            "transport",
-            "refused",
-            "broken pipe",
-            "reset",
-            "h2 protocol",
-            "closed",
-        ]
-        .iter()
-        .any(|needle| text.contains(needle))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! - [`log`]: the embedded, durable, partitioned log (redb) with consumer
 //!   offsets and jobs.
 //! - [`cloudevent`]: wrapping published data the way daprd does.
+//! - [`payload`]: what `data` an app receives, by content type and path.
 //! - [`api`]: the Dapr gRPC API per app; HTTP health and inspection.
 //! - [`apps`]: calling the apps' AppCallback (with Alpha1 fallbacks).
 //! - [`delivery`]: subscriptions, routing, ordered delivery, retries, dead letters.
@@ -21,6 +22,7 @@ pub mod config;
 pub mod delivery;
 pub mod jobs;
 pub mod log;
+pub mod payload;
 pub mod processes;
 pub mod run_file;
 pub mod startup;

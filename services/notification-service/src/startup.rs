@@ -53,11 +53,7 @@ impl Application {
             Some(webhook) => Arc::new(WebhookChannel::new(webhook).map_err(StartupError::Webhook)?),
             None => Arc::new(LogChannel),
         };
-        let mut base = base_routes(&[
-            "todo.v1.NotificationService",
-            app::SERVICE_NAMES[0],
-            app::SERVICE_NAMES[1],
-        ])?;
+        let mut base = base_routes(&[&["todo.v1.NotificationService"][..], &app::SERVICE_NAMES].concat())?;
         let api = NotificationServiceServer::new(NotificationApi { pool: pool.clone() })
             .max_decoding_message_size(MAX_QUERY_REQUEST_BYTES);
         base.routes

@@ -53,14 +53,13 @@ impl EventHandler for Recurring {
                 return Outcome::Drop;
             }
         };
-        let outgoing = OutgoingEvent {
-            event_id: command.event_id.clone(),
-            event_type: command.event_type.clone(),
-            partition_key: command.user_id.clone(),
-            data: prost::Message::encode_to_vec(&command),
-            content_type: ContentType::Protobuf,
-            traceparent: todo_core::telemetry::traceparent_or(event.traceparent.as_deref()),
-        };
+        let outgoing = OutgoingEvent::from_message(
+            &command.event_id,
+            &command.event_type,
+            &command.user_id,
+            &command,
+            todo_core::telemetry::traceparent_or(event.traceparent.as_deref()),
+        );
         match self.publisher.publish(topics::TASK_COMMANDS, &outgoing).await {
             Ok(()) => {
                 tracing::info!(

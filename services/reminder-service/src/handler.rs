@@ -82,15 +82,13 @@ impl EventHandler for Reminders {
         let span =
             tracing::info_span!("reminder.fire", otel.kind = "consumer", job = %job.name, task_id = %event.task_id);
         todo_core::telemetry::set_parent(&span, Some(traceparent.as_str()));
-        let outgoing = OutgoingEvent {
-            event_id: event.event_id.clone(),
-            event_type: event.event_type.clone(),
-            partition_key: event.user_id.clone(),
-            data: event.encode_to_vec(),
-            content_type: ContentType::Protobuf,
-            traceparent: todo_core::telemetry::traceparent_of(&span)
-                .or((!traceparent.is_empty()).then_some(traceparent)),
-        };
+        let outgoing = OutgoingEvent::from_message(
+            &event.event_id,
+            &event.event_type,
+            &event.user_id,
+            &event,
+            todo_core::telemetry::traceparent_of(&span).or((!traceparent.is_empty()).then_some(traceparent)),
+        );
         use tracing::Instrument;
         self.publisher
             .publish(topics::REMINDERS, &outgoing)

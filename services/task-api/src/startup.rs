@@ -60,7 +60,7 @@ impl Application {
         let tasks = Tasks::new(pool.clone(), relay_wake.clone());
         let watch = WatchHub::default();
 
-        let mut base = base_routes(&["todo.v1.TaskService", app::SERVICE_NAMES[0], app::SERVICE_NAMES[1]])?;
+        let mut base = base_routes(&[&["todo.v1.TaskService"][..], &app::SERVICE_NAMES].concat())?;
         // Far above any valid request (a task is a few KiB at most), far
         // below what would hurt: larger messages are refused with
         // RESOURCE_EXHAUSTED before they are decoded.

@@ -198,6 +198,7 @@ impl AppEndpoint {
                 due_time,
                 data: job.data,
                 traceparent: trace,
+                failure_policy: job.failure_policy,
             })
             .await
             .map_err(storage_error)?;
@@ -211,7 +212,12 @@ impl AppEndpoint {
             .log
             .job(&self.app_id, &name)
             .map_err(storage_error)?
-            .ok_or_else(|| Status::not_found(format!("job {name} not found")))?;
+            // daprd wraps the Scheduler's NOT_FOUND in INTERNAL.
+            .ok_or_else(|| {
+                Status::internal(format!(
+                    "failed to get job due to: rpc error: code = NotFound desc = job not found: {name}"
+                ))
+            })?;
         Ok(Response::new(GetJobResponse {
             job: Some(Job {
                 name: job.name,
@@ -220,17 +226,17 @@ impl AppEndpoint {
                 due_time: Some(job.due_time),
                 ttl: None,
                 data: job.data,
-                failure_policy: None,
+                failure_policy: job.failure_policy,
             }),
         }))
     }
 
     async fn delete_job(&self, request: Request<DeleteJobRequest>) -> Result<Response<DeleteJobResponse>, Status> {
         let name = request.into_inner().name;
-        if !self.log.delete_job(&self.app_id, &name).await.map_err(storage_error)? {
-            return Err(Status::not_found(format!("job {name} not found")));
+        // Deleting a job that is not there succeeds, as on daprd.
+        if self.log.delete_job(&self.app_id, &name).await.map_err(storage_error)? {
+            self.jobs.changed(&self.app_id, &name);
         }
-        self.jobs.changed(&self.app_id, &name);
         Ok(Response::new(DeleteJobResponse {}))
     }
 

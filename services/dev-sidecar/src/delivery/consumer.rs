@@ -15,8 +15,8 @@ use super::routing::route;
 use crate::{
     apps::AppClients,
     cloudevent,
-    jobs::is_connect_error,
     log::{Log, StoredEvent, store::PARTITION_EXTENSION},
+    payload,
 };
 
 /// Redelivery of events the app answers RETRY (or fails) for.
@@ -46,6 +46,9 @@ pub struct Consumer {
     pub partition: u32,
     pub policy: RetryPolicy,
 }
+
+/// Why an event no route matched ended on the dead-letter topic.
+const NO_ROUTE: &str = "no route matched the event";
 
 enum Verdict {
     Done,
@@ -122,7 +125,7 @@ impl Consumer {
             r#type: event.event_type.clone(),
             spec_version: event.spec_version.clone(),
             data_content_type: event.data_content_type.clone(),
-            data: event.data.clone(),
+            data: payload::delivered(&event.data_content_type, &event.data, payload::Path::Single),
             topic: event.topic.clone(),
             pubsub_name: self.subscription.pubsub_name.clone(),
             path,
@@ -151,9 +154,12 @@ impl Consumer {
     }
 
     /// Delivers one event until it is handled, dead-lettered, or we stop.
+    /// As daprd: RETRY, an error and an app that cannot be reached all use
+    /// up a retry; an event no route matches is acknowledged and
+    /// dead-lettered.
     async fn deliver_one(&self, event: &StoredEvent, shutdown: &CancellationToken) -> Verdict {
         let Some(path) = route(self.subscription.routes.as_ref(), &event.event_type) else {
-            return Verdict::Done;
+            return Verdict::DeadLetter(NO_ROUTE.into());
         };
         let (span, delivered) = self.delivery_hop(event);
         let event = &delivered;
@@ -167,23 +173,21 @@ impl Consumer {
                     .instrument(span.clone())
                     .await
             };
-            let failure = match answer {
+            let reason = match answer {
                 Ok(response) => match TopicEventResponseStatus::try_from(response.status) {
                     Ok(TopicEventResponseStatus::Success) => return Verdict::Done,
                     Ok(TopicEventResponseStatus::Drop) => return Verdict::DeadLetter("app answered DROP".into()),
-                    _ => Some("app answered RETRY".to_owned()),
+                    _ => "app answered RETRY".to_owned(),
                 },
-                // Not reachable at all: wait for the app, without using up retries.
-                Err(status) if is_connect_error(&status) => None,
-                Err(status) => Some(format!("app failed: {status}")),
+                // daprd acknowledges what an app does not implement.
+                Err(status) if status.code() == tonic::Code::Unimplemented => return Verdict::Done,
+                Err(status) => format!("app failed: {status}"),
             };
-            if let Some(reason) = failure {
-                retries += 1;
-                if retries > self.policy.max_retries {
-                    return Verdict::DeadLetter(format!("{reason}; {} retries exhausted", self.policy.max_retries));
-                }
-                tracing::debug!(app = %self.app_id, event_id = %event.id, retries, %reason, "redelivering");
+            retries += 1;
+            if retries > self.policy.max_retries {
+                return Verdict::DeadLetter(format!("{reason}; {} retries exhausted", self.policy.max_retries));
             }
+            tracing::debug!(app = %self.app_id, event_id = %event.id, retries, %reason, "redelivering");
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
                 () = shutdown.cancelled() => return Verdict::Stopped,
@@ -192,96 +196,79 @@ impl Consumer {
         }
     }
 
-    /// Delivers a bulk batch; returns the offset after the last handled entry.
+    /// Delivers a bulk batch as daprd does: one call per route, only the
+    /// entries still failing are sent again, DROP and no-route entries are
+    /// dead-lettered one by one, and once retries run out the failing
+    /// entries are dead-lettered and the batch is done. Returns the offset
+    /// after the batch, or None when we stop (or a dead letter could not be
+    /// stored) and the batch must be delivered again.
     async fn deliver_bulk(&self, batch: &[(u64, StoredEvent)], shutdown: &CancellationToken) -> Option<u64> {
+        let last = batch.last().map(|(offset, _)| offset + 1)?;
+        // One delivery hop per event, as when they go one by one.
+        let mut pending: Vec<(u64, StoredEvent, String)> = Vec::new();
+        let mut spans = Vec::new();
+        for (offset, event) in batch {
+            match route(self.subscription.routes.as_ref(), &event.event_type) {
+                Some(path) => {
+                    let (span, delivered) = self.delivery_hop(event);
+                    spans.push(span);
+                    pending.push((*offset, delivered, path));
+                }
+                None => {
+                    if !self.dead_letter(event, NO_ROUTE).await {
+                        return None;
+                    }
+                }
+            }
+        }
         let mut retries = 0;
         let mut backoff = self.policy.initial_backoff;
-        // One delivery hop per event, as when they go one by one.
-        let hops: Vec<(u64, tracing::Span, StoredEvent)> = batch
-            .iter()
-            .map(|(offset, event)| {
-                let (span, delivered) = self.delivery_hop(event);
-                (*offset, span, delivered)
-            })
-            .collect();
-        loop {
-            let mut entries = Vec::new();
-            let mut routed = Vec::new();
-            for (offset, _, event) in &hops {
-                if let Some(path) = route(self.subscription.routes.as_ref(), &event.event_type) {
-                    routed.push((*offset, event, path));
-                    entries.push(TopicEventBulkRequestEntry {
-                        entry_id: offset.to_string(),
-                        content_type: event.data_content_type.clone(),
-                        metadata: Default::default(),
-                        event: Some(Event::CloudEvent(TopicEventCeRequest {
-                            id: event.id.clone(),
-                            source: event.source.clone(),
-                            r#type: event.event_type.clone(),
-                            spec_version: event.spec_version.clone(),
-                            data_content_type: event.data_content_type.clone(),
-                            data: event.data.clone(),
-                            extensions: Some(extensions(event)),
-                        })),
-                    });
-                }
-            }
-            let last = batch.last().map(|(offset, _)| offset + 1)?;
-            if entries.is_empty() {
-                return Some(last);
-            }
-            let request = TopicEventBulkRequest {
-                id: uuid::Uuid::new_v4().to_string(),
-                entries,
-                metadata: Default::default(),
-                topic: self.subscription.topic.clone(),
-                pubsub_name: self.subscription.pubsub_name.clone(),
-                r#type: "com.dapr.event.sent.bulk".into(),
-                path: routed[0].2.clone(),
-            };
-            let failure = match self
-                .apps
-                .on_bulk_topic_event(&self.app_id, request, &routed[0].1.traceparent)
-                .await
-            {
-                Ok(response) => {
-                    let status_of = |offset: u64| {
-                        response
-                            .statuses
-                            .iter()
-                            .find(|entry| entry.entry_id == offset.to_string())
-                            .and_then(|entry| TopicEventResponseStatus::try_from(entry.status).ok())
-                    };
-                    // Handled entries in order, up to the first that must be retried.
-                    let mut handled_until = None;
-                    for (offset, event, _) in &routed {
-                        match status_of(*offset) {
-                            Some(TopicEventResponseStatus::Success) => handled_until = Some(offset + 1),
-                            Some(TopicEventResponseStatus::Drop) => {
-                                if !self.dead_letter(event, "app answered DROP").await {
-                                    return None;
+        let mut reason = String::new();
+        while !pending.is_empty() {
+            let mut paths: Vec<String> = pending.iter().map(|(_, _, path)| path.clone()).collect();
+            paths.dedup();
+            let mut still_failing = Vec::new();
+            for path in paths {
+                let (for_path, others): (Vec<_>, Vec<_>) = pending.drain(..).partition(|(_, _, p)| *p == path);
+                pending = others;
+                match self.call_bulk(&path, &for_path).await {
+                    Ok(statuses) => {
+                        for ((offset, event, path), status) in for_path.into_iter().zip(statuses) {
+                            match status {
+                                Some(TopicEventResponseStatus::Success) => {}
+                                Some(TopicEventResponseStatus::Drop) => {
+                                    if !self.dead_letter(&event, "app answered DROP").await {
+                                        return None;
+                                    }
                                 }
-                                handled_until = Some(offset + 1);
+                                _ => {
+                                    reason = "app answered RETRY".into();
+                                    still_failing.push((offset, event, path));
+                                }
                             }
-                            _ => break,
                         }
                     }
-                    match handled_until {
-                        Some(after) if after >= routed.last().map_or(0, |(o, _, _)| o + 1) => return Some(last),
-                        Some(after) => return Some(after),
-                        None => Some("app answered RETRY for the first entry".to_owned()),
+                    // daprd acknowledges what an app does not implement.
+                    Err(status) if status.code() == tonic::Code::Unimplemented => {}
+                    Err(status) => {
+                        reason = format!("app failed: {status}");
+                        still_failing.extend(for_path);
                     }
                 }
-                Err(status) if is_connect_error(&status) => None,
-                Err(status) => Some(format!("app failed: {status}")),
-            };
-            if let Some(reason) = failure {
-                retries += 1;
-                if retries > self.policy.max_retries {
-                    let (offset, event, _) = &routed[0];
-                    let reason = format!("{reason}; {} retries exhausted", self.policy.max_retries);
-                    return self.dead_letter(event, &reason).await.then_some(offset + 1);
+            }
+            pending = still_failing;
+            if pending.is_empty() {
+                break;
+            }
+            retries += 1;
+            if retries > self.policy.max_retries {
+                let reason = format!("{reason}; {} retries exhausted", self.policy.max_retries);
+                for (_, event, _) in &pending {
+                    if !self.dead_letter(event, &reason).await {
+                        return None;
+                    }
                 }
+                break;
             }
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
@@ -289,6 +276,56 @@ impl Consumer {
             }
             backoff = (backoff * 2).min(self.policy.max_backoff);
         }
+        Some(last)
+    }
+
+    /// One `OnBulkTopicEvent` call for `entries` (all routed to `path`); the
+    /// status of each entry, in order (None: the app did not say).
+    async fn call_bulk(
+        &self,
+        path: &str,
+        entries: &[(u64, StoredEvent, String)],
+    ) -> Result<Vec<Option<TopicEventResponseStatus>>, tonic::Status> {
+        let request = TopicEventBulkRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+            entries: entries
+                .iter()
+                .map(|(offset, event, _)| TopicEventBulkRequestEntry {
+                    entry_id: offset.to_string(),
+                    // Kafka gives daprd no per-entry content type.
+                    content_type: String::new(),
+                    metadata: Default::default(),
+                    event: Some(Event::CloudEvent(TopicEventCeRequest {
+                        id: event.id.clone(),
+                        source: event.source.clone(),
+                        r#type: event.event_type.clone(),
+                        spec_version: event.spec_version.clone(),
+                        data_content_type: event.data_content_type.clone(),
+                        data: payload::delivered(&event.data_content_type, &event.data, payload::Path::Bulk),
+                        extensions: Some(extensions(event)),
+                    })),
+                })
+                .collect(),
+            metadata: [("pubsubName".to_owned(), self.subscription.pubsub_name.clone())].into(),
+            topic: self.subscription.topic.clone(),
+            pubsub_name: self.subscription.pubsub_name.clone(),
+            r#type: "com.dapr.event.sent.bulk".into(),
+            path: path.to_owned(),
+        };
+        let response = self
+            .apps
+            .on_bulk_topic_event(&self.app_id, request, &entries[0].1.traceparent)
+            .await?;
+        Ok(entries
+            .iter()
+            .map(|(offset, _, _)| {
+                response
+                    .statuses
+                    .iter()
+                    .find(|entry| entry.entry_id == offset.to_string())
+                    .and_then(|entry| TopicEventResponseStatus::try_from(entry.status).ok())
+            })
+            .collect())
     }
 
     /// Forwards `event` to the subscription's dead-letter topic; true once

@@ -61,4 +61,7 @@ pub struct StoredJob {
     pub data: Option<prost_types::Any>,
     #[prost(string, tag = "6")]
     pub traceparent: String,
+    /// What to do when a trigger fails (None: daprd's default).
+    #[prost(message, optional, tag = "7")]
+    pub failure_policy: Option<todo_core::dapr::common::JobFailurePolicy>,
 }

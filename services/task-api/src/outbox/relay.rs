@@ -14,7 +14,7 @@ use std::{sync::Arc, time::Duration};
 use sqlx::{Connection, PgConnection, PgPool};
 use todo_core::{
     dapr::publisher::{OutgoingEvent, PublishError, Publisher},
-    events::ContentType,
+    events::WIRE_FORMAT,
     shutdown::CancellationToken,
 };
 use tokio::sync::Notify;
@@ -224,7 +224,7 @@ fn outgoing(row: &OutboxRow, span: &tracing::Span) -> OutgoingEvent {
         event_type: row.event_type.clone(),
         partition_key: row.partition_key.clone(),
         data: row.payload.clone(),
-        content_type: ContentType::Protobuf,
+        content_type: WIRE_FORMAT,
         traceparent: todo_core::telemetry::traceparent_of(span).or_else(|| row.traceparent.clone()),
     }
 }

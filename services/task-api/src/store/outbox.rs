@@ -1,6 +1,5 @@
 //! Rows of `outbox`: events waiting for the sidecar to accept them.
 
-use prost::Message;
 use sqlx::PgConnection;
 use todo_core::{events::topics, proto::v1::TaskEvent};
 use uuid::Uuid;
@@ -17,7 +16,8 @@ pub struct OutboxRow {
     pub traceparent: Option<String>,
 }
 
-/// Adds `event` (for `task-events`, keyed by its user) in the caller's transaction.
+/// Adds `event` (for `task-events`, keyed by its user) in the caller's
+/// transaction. The payload is stored in the wire format, ready to publish.
 pub async fn insert(conn: &mut PgConnection, event: &TaskEvent, traceparent: Option<&str>) -> sqlx::Result<()> {
     let event_id = Uuid::parse_str(&event.event_id).expect("task-api generates UUID event ids");
     sqlx::query(
@@ -28,7 +28,7 @@ pub async fn insert(conn: &mut PgConnection, event: &TaskEvent, traceparent: Opt
     .bind(topics::TASK_EVENTS)
     .bind(&event.event_type)
     .bind(&event.user_id)
-    .bind(event.encode_to_vec())
+    .bind(todo_core::events::encode_wire(event))
     .bind(traceparent)
     .execute(conn)
     .await?;

@@ -1,0 +1,171 @@
+// The few Kafka operations the local real runtime needs, on the broker's
+// own client library (kafka-clients, already on the broker's class path),
+// run as a single-file program: `java -cp '<libs>/*' KafkaTool.java <command>`.
+//
+//   topics <bootstrap> <name>:<partitions>[:<retention ms>] ...
+//       creates each topic unless it exists (re-running is harmless)
+//   lag <bootstrap>
+//       committed offset, end offset and lag per consumer group, topic and
+//       partition, as JSON
+//   dead-letters <bootstrap> [limit]
+//       the records of every *-dlq topic (newest `limit` per topic), as JSON
+//
+// Output is JSON on stdout so `just lag` / `just dlq` and tests can read it.
+
+import java.time.Duration;
+import java.util.*;
+import java.util.concurrent.ExecutionException;
+import java.util.stream.Collectors;
+
+import org.apache.kafka.clients.admin.*;
+import org.apache.kafka.clients.consumer.*;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.TopicExistsException;
+import org.apache.kafka.common.header.Header;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+
+public class KafkaTool {
+    public static void main(String[] args) throws Exception {
+        if (args.length < 2) {
+            System.err.println("usage: KafkaTool topics|lag|dead-letters <bootstrap> [...]");
+            System.exit(2);
+        }
+        Properties props = new Properties();
+        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[1]);
+        try (Admin admin = Admin.create(props)) {
+            switch (args[0]) {
+                case "topics" -> createTopics(admin, Arrays.copyOfRange(args, 2, args.length));
+                case "lag" -> System.out.println(lag(admin));
+                case "dead-letters" -> System.out.println(deadLetters(admin, args[1],
+                        args.length > 2 ? Integer.parseInt(args[2]) : 100));
+                default -> {
+                    System.err.println("unknown command " + args[0]);
+                    System.exit(2);
+                }
+            }
+        }
+    }
+
+    static void createTopics(Admin admin, String[] specs) throws Exception {
+        Set<String> existing = admin.listTopics().names().get();
+        List<NewTopic> wanted = new ArrayList<>();
+        for (String spec : specs) {
+            String[] parts = spec.split(":");
+            if (existing.contains(parts[0])) continue;
+            NewTopic topic = new NewTopic(parts[0], Integer.parseInt(parts[1]), (short) 1);
+            if (parts.length > 2) topic.configs(Map.of("retention.ms", parts[2]));
+            wanted.add(topic);
+        }
+        for (Map.Entry<String, org.apache.kafka.common.KafkaFuture<Void>> created :
+                admin.createTopics(wanted).values().entrySet()) {
+            try {
+                created.getValue().get();
+                System.err.println("created topic " + created.getKey());
+            } catch (ExecutionException e) {
+                if (!(e.getCause() instanceof TopicExistsException)) throw e;
+            }
+        }
+    }
+
+    static String lag(Admin admin) throws Exception {
+        List<String> groups = admin.listGroups().all().get().stream()
+                .map(GroupListing::groupId).sorted().collect(Collectors.toList());
+        StringBuilder out = new StringBuilder("{\"groups\":[");
+        long total = 0;
+        boolean firstGroup = true;
+        for (String group : groups) {
+            Map<TopicPartition, org.apache.kafka.clients.consumer.OffsetAndMetadata> committed =
+                    admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get();
+            Map<TopicPartition, OffsetSpec> latest = new HashMap<>();
+            committed.keySet().forEach(tp -> latest.put(tp, OffsetSpec.latest()));
+            Map<TopicPartition, ListOffsetsResult.ListOffsetsResultInfo> ends = admin.listOffsets(latest).all().get();
+            if (!firstGroup) out.append(',');
+            firstGroup = false;
+            out.append("{\"group\":").append(quote(group)).append(",\"partitions\":[");
+            long groupLag = 0;
+            List<TopicPartition> sorted = new ArrayList<>(committed.keySet());
+            sorted.sort(Comparator.comparing(TopicPartition::topic).thenComparing(TopicPartition::partition));
+            for (int i = 0; i < sorted.size(); i++) {
+                TopicPartition tp = sorted.get(i);
+                long at = committed.get(tp) == null ? 0 : committed.get(tp).offset();
+                long end = ends.get(tp).offset();
+                long lag = Math.max(0, end - at);
+                groupLag += lag;
+                if (i > 0) out.append(',');
+                out.append(String.format("{\"topic\":%s,\"partition\":%d,\"committed\":%d,\"end\":%d,\"lag\":%d}",
+                        quote(tp.topic()), tp.partition(), at, end, lag));
+            }
+            total += groupLag;
+            out.append("],\"lag\":").append(groupLag).append('}');
+        }
+        return out.append("],\"total\":").append(total).append('}').toString();
+    }
+
+    static String deadLetters(Admin admin, String bootstrap, int limit) throws Exception {
+        List<String> topics = admin.listTopics().names().get().stream()
+                .filter(name -> name.endsWith("-dlq")).sorted().collect(Collectors.toList());
+        Properties props = new Properties();
+        props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        StringBuilder out = new StringBuilder("{\"topics\":[");
+        long total = 0;
+        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(props)) {
+            for (int t = 0; t < topics.size(); t++) {
+                String topic = topics.get(t);
+                List<TopicPartition> partitions = consumer.partitionsFor(topic).stream()
+                        .map(info -> new TopicPartition(topic, info.partition())).collect(Collectors.toList());
+                consumer.assign(partitions);
+                Map<TopicPartition, Long> ends = consumer.endOffsets(partitions);
+                Map<TopicPartition, Long> starts = consumer.beginningOffsets(partitions);
+                long count = 0;
+                for (TopicPartition tp : partitions) {
+                    count += ends.get(tp) - starts.get(tp);
+                    consumer.seek(tp, Math.max(starts.get(tp), ends.get(tp) - limit));
+                }
+                total += count;
+                List<String> records = new ArrayList<>();
+                long wanted = partitions.stream().mapToLong(tp -> Math.min(limit, ends.get(tp) - starts.get(tp))).sum();
+                long deadline = System.currentTimeMillis() + 10_000;
+                while (records.size() < wanted && System.currentTimeMillis() < deadline) {
+                    for (ConsumerRecord<byte[], byte[]> record : consumer.poll(Duration.ofMillis(200))) {
+                        StringBuilder headers = new StringBuilder("{");
+                        for (Header header : record.headers()) {
+                            if (headers.length() > 1) headers.append(',');
+                            headers.append(quote(header.key())).append(':')
+                                    .append(quote(header.value() == null ? "" : new String(header.value())));
+                        }
+                        headers.append('}');
+                        records.add(String.format("{\"partition\":%d,\"offset\":%d,\"key\":%s,\"headers\":%s,\"value\":%s}",
+                                record.partition(), record.offset(),
+                                quote(record.key() == null ? "" : new String(record.key())), headers,
+                                quote(record.value() == null ? "" : new String(record.value()))));
+                    }
+                }
+                if (t > 0) out.append(',');
+                out.append("{\"topic\":").append(quote(topic)).append(",\"count\":").append(count)
+                        .append(",\"records\":[").append(String.join(",", records)).append("]}");
+            }
+        }
+        return out.append("],\"total\":").append(total).append('}').toString();
+    }
+
+    static String quote(String text) {
+        StringBuilder out = new StringBuilder("\"");
+        for (char c : text.toCharArray()) {
+            switch (c) {
+                case '"' -> out.append("\\\"");
+                case '\\' -> out.append("\\\\");
+                case '\n' -> out.append("\\n");
+                case '\r' -> out.append("\\r");
+                case '\t' -> out.append("\\t");
+                default -> {
+                    if (c < 0x20) out.append(String.format("\\u%04x", (int) c));
+                    else out.append(c);
+                }
+            }
+        }
+        return out.append('"').toString();
+    }
+}

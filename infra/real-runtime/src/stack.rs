@@ -1,0 +1,326 @@
+//! The whole system on the real runtime, as `just dev-dapr` runs it:
+//! PostgreSQL, Kafka with the project's topics, the Scheduler, Jaeger, the
+//! five service binaries and one daprd per service, on free ports, with
+//! the same clients a [`TestStack`](todo_core::testing::TestStack) gives.
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use todo_core::testing::{
+    DeadLetter, Inspect, StackClients, TestDatabase, free_ports,
+    stack::{AppPorts, JWT_SECRET, SERVICES},
+};
+
+use crate::{
+    daprd::{Daprd, DaprdOptions, DaprdPorts},
+    install::Installed,
+    jaeger::{Jaeger, JaegerPorts},
+    kafka::{Kafka, KafkaOptions, project_topics},
+    process::{Output, Proc, Spec, wait_for_port},
+    resources::{self, LocalAddresses},
+    scheduler::{Scheduler, SchedulerPorts},
+    sidecars::logs_in,
+};
+
+/// Options for [`RealStack::start`].
+#[derive(Debug, Clone, Default)]
+pub struct RealStackOptions {
+    /// Run Jaeger and export every span (daprd's and the services') to it.
+    pub jaeger: bool,
+    /// Extra environment for every service.
+    pub service_env: Vec<(String, String)>,
+}
+
+pub struct RealStack {
+    pub clients: StackClients,
+    pub database: TestDatabase,
+    pub dir: tempfile::TempDir,
+    pub kafka: Kafka,
+    pub scheduler: Scheduler,
+    pub jaeger: Option<Jaeger>,
+    pub daprds: Vec<Daprd>,
+    pub apps: Vec<Proc>,
+}
+
+/// The service binaries, next to the test binary's target directory.
+pub fn service_binary_dir() -> PathBuf {
+    let dev_sidecar = crate::sidecars::dev_sidecar_binary();
+    dev_sidecar.parent().expect("target dir").to_owned()
+}
+
+impl RealStack {
+    pub async fn start(options: RealStackOptions) -> Self {
+        todo_core::telemetry::init_for_tests();
+        let installed = Installed::locate().unwrap_or_else(|err| panic!("{err}"));
+        let bin_dir = service_binary_dir();
+        for service in SERVICES {
+            assert!(
+                bin_dir.join(service).is_file(),
+                "{service} not built: run `cargo build --workspace`"
+            );
+        }
+        let database = TestDatabase::create().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let output = |name: &str| Output::File(dir.path().join(format!("{name}.log")));
+        let mut picked = free_ports(SERVICES.len() * 4 + 7 + 4).into_iter();
+        let mut next = || picked.next().expect("enough ports");
+
+        let kafka = Kafka::start(
+            &installed,
+            &dir.path().join("kafka"),
+            KafkaOptions {
+                port: next(),
+                controller_port: next(),
+                auto_create_topics: false,
+                heap_mb: 384,
+            },
+            output("kafka"),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+        kafka
+            .create_topics(&project_topics())
+            .unwrap_or_else(|err| panic!("{err}"));
+        let scheduler = Scheduler::start(
+            &installed,
+            &dir.path().join("scheduler"),
+            SchedulerPorts {
+                grpc: next(),
+                healthz: next(),
+                metrics: next(),
+                etcd_client: next(),
+                etcd_peer: next(),
+            },
+            output("scheduler"),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+        let jaeger_ports = JaegerPorts {
+            otlp_grpc: next(),
+            query_http: next(),
+            query_grpc: next(),
+            health: next(),
+        };
+        let jaeger = if options.jaeger {
+            Some(
+                Jaeger::start(&installed, jaeger_ports, output("jaeger"))
+                    .await
+                    .unwrap_or_else(|err| panic!("{err}")),
+            )
+        } else {
+            None
+        };
+        let (resources_dir, config) = resources::render(
+            dir.path(),
+            &LocalAddresses {
+                kafka: kafka.bootstrap(),
+                otlp: jaeger.as_ref().map(|_| format!("127.0.0.1:{}", jaeger_ports.otlp_grpc)),
+            },
+        )
+        .unwrap_or_else(|err| panic!("{err}"));
+
+        let mut ports = Vec::new();
+        let mut apps = Vec::new();
+        let mut daprds = Vec::new();
+        let log_level = if std::env::var_os("TEST_LOG").is_some() {
+            "info"
+        } else {
+            "warn"
+        };
+        for service in SERVICES {
+            let app_ports = AppPorts {
+                app: next(),
+                dapr_grpc: next(),
+                dapr_http: next(),
+            };
+            let internal = next();
+            let mut spec = Spec::new(service, bin_dir.join(service), output(service))
+                .env("APP_ID", service)
+                .env("APP_HOST", "127.0.0.1")
+                .env("APP_PORT", app_ports.app.to_string())
+                .env("DAPR_GRPC_PORT", app_ports.dapr_grpc.to_string())
+                .env("DAPR_HTTP_PORT", app_ports.dapr_http.to_string())
+                .env("DATABASE_URL", database.url.clone())
+                .env("JWT_SECRET", JWT_SECRET)
+                .env("RUST_LOG", log_level);
+            if service == "task-api" {
+                // As in k8s: WatchTasks through the per-instance broadcast component.
+                spec = spec.env("WATCH_PUBSUB_NAME", "pubsub-broadcast");
+            }
+            if let Some(jaeger) = &jaeger {
+                spec = spec.env("OTEL_EXPORTER_OTLP_ENDPOINT", jaeger.otlp_endpoint());
+            }
+            for (key, value) in &options.service_env {
+                spec = spec.env(key, value.clone());
+            }
+            apps.push(Proc::start(spec).unwrap_or_else(|err| panic!("{err}")));
+            daprds.push(
+                Daprd::start(
+                    &installed,
+                    DaprdOptions {
+                        app_id: service.to_owned(),
+                        app_port: Some(app_ports.app),
+                        ports: DaprdPorts {
+                            grpc: app_ports.dapr_grpc,
+                            http: app_ports.dapr_http,
+                            internal_grpc: internal,
+                        },
+                        resources: resources_dir.clone(),
+                        config: config.clone(),
+                        scheduler: scheduler.address(),
+                        app_api_token: None,
+                        dapr_api_token: None,
+                        app_health_check: true,
+                        log_level: "warn".into(),
+                        pod_name: format!("{service}-0"),
+                    },
+                    output(&format!("daprd-{service}")),
+                    false,
+                )
+                .await
+                .unwrap_or_else(|err| panic!("{err}")),
+            );
+            ports.push((service, app_ports));
+        }
+        let stack = Self {
+            clients: StackClients { ports },
+            database,
+            dir,
+            kafka,
+            scheduler,
+            jaeger,
+            daprds,
+            apps,
+        };
+        stack.wait_until_ready().await;
+        stack
+    }
+
+    async fn wait_until_ready(&self) {
+        for daprd in &self.daprds {
+            if let Err(err) = daprd.wait_until_healthy(Duration::from_secs(90)).await {
+                panic!("{err}\n{}", self.logs());
+            }
+        }
+        // Each consumer's daprd has read its subscriptions and joined its
+        // consumer group: every group shows up in Kafka with a committed
+        // offset once it has been assigned partitions.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = self.subscribed_groups().await;
+            if SERVICES
+                .iter()
+                .all(|service| ready.iter().any(|group| group == service))
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "consumer groups not ready: {ready:?}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Apps whose daprd reports subscriptions in GetMetadata.
+    async fn subscribed_groups(&self) -> Vec<String> {
+        use todo_core::dapr::runtime::{GetMetadataRequest, dapr_client::DaprClient};
+        let mut ready = Vec::new();
+        for (service, ports) in &self.clients.ports {
+            let Ok(channel) = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", ports.dapr_grpc))
+                .expect("uri")
+                .connect()
+                .await
+            else {
+                continue;
+            };
+            if let Ok(response) = DaprClient::new(channel).get_metadata(GetMetadataRequest {}).await
+                && !response.into_inner().subscriptions.is_empty()
+            {
+                ready.push((*service).to_owned());
+            }
+        }
+        ready
+    }
+
+    pub fn logs(&self) -> String {
+        logs_in(self.dir.path())
+    }
+
+    fn app_index(&self, service: &str) -> usize {
+        SERVICES
+            .iter()
+            .position(|name| *name == service)
+            .unwrap_or_else(|| panic!("unknown service {service}"))
+    }
+
+    /// kill -9 `service` and start it again; waits until it listens.
+    pub async fn crash_app(&mut self, service: &str) {
+        let index = self.app_index(service);
+        self.apps[index].restart().expect("restart the app");
+        let port = self.clients.port(service).app;
+        wait_for_port(service, port, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|err| panic!("{err}"));
+    }
+
+    /// kill -9 `service`'s daprd and start it again.
+    pub async fn crash_sidecar(&mut self, service: &str) {
+        let index = self.app_index(service);
+        self.daprds[index]
+            .crash_and_restart()
+            .await
+            .unwrap_or_else(|err| panic!("{err}"));
+    }
+
+    /// Stops everything: apps first (they drain through their sidecars),
+    /// then the sidecars, then the infrastructure.
+    pub fn stop(mut self) {
+        for app in &mut self.apps {
+            app.stop(Duration::from_secs(20));
+        }
+        for daprd in &mut self.daprds {
+            daprd.proc.stop(Duration::from_secs(10));
+        }
+        self.scheduler.proc.stop(Duration::from_secs(10));
+        self.kafka.proc.stop(Duration::from_secs(20));
+    }
+}
+
+impl std::ops::Deref for RealStack {
+    type Target = StackClients;
+
+    fn deref(&self) -> &StackClients {
+        &self.clients
+    }
+}
+
+#[tonic::async_trait]
+impl Inspect for RealStack {
+    async fn dead_letters(&self, topic: &str) -> Result<Vec<DeadLetter>, String> {
+        let all = self.kafka.dead_letters()?;
+        Ok(all["topics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|entry| entry["topic"] == topic)
+            .flat_map(|entry| entry["records"].as_array().cloned().unwrap_or_default())
+            .map(|record| {
+                let value = record["value"].as_str().unwrap_or_default();
+                let cloud_event: serde_json::Value = serde_json::from_str(value).unwrap_or_default();
+                DeadLetter {
+                    id: cloud_event["id"].as_str().unwrap_or_default().to_owned(),
+                    // daprd does not record which app gave up.
+                    failed_app: None,
+                }
+            })
+            .collect())
+    }
+
+    async fn pending_jobs(&self) -> Option<usize> {
+        None
+    }
+}
