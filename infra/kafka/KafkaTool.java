@@ -7,6 +7,8 @@
 //   lag <bootstrap>
 //       committed offset, end offset and lag per consumer group, topic and
 //       partition, as JSON
+//   groups <bootstrap>
+//       each consumer group's state, members and assigned partitions, as JSON
 //   dead-letters <bootstrap> [limit]
 //       the records of every *-dlq topic (newest `limit` per topic), as JSON
 //
@@ -36,6 +38,7 @@ public class KafkaTool {
             switch (args[0]) {
                 case "topics" -> createTopics(admin, Arrays.copyOfRange(args, 2, args.length));
                 case "lag" -> System.out.println(lag(admin));
+                case "groups" -> System.out.println(groups(admin));
                 case "dead-letters" -> System.out.println(deadLetters(admin, args[1],
                         args.length > 2 ? Integer.parseInt(args[2]) : 100));
                 default -> {
@@ -99,6 +102,21 @@ public class KafkaTool {
             out.append("],\"lag\":").append(groupLag).append('}');
         }
         return out.append("],\"total\":").append(total).append('}').toString();
+    }
+
+    static String groups(Admin admin) throws Exception {
+        List<String> ids = admin.listGroups().all().get().stream()
+                .map(GroupListing::groupId).sorted().collect(Collectors.toList());
+        StringBuilder out = new StringBuilder("[");
+        Map<String, ConsumerGroupDescription> described = admin.describeConsumerGroups(ids).all().get();
+        for (int i = 0; i < ids.size(); i++) {
+            ConsumerGroupDescription group = described.get(ids.get(i));
+            int partitions = group.members().stream().mapToInt(m -> m.assignment().topicPartitions().size()).sum();
+            if (i > 0) out.append(',');
+            out.append(String.format("{\"group\":%s,\"state\":%s,\"members\":%d,\"partitions\":%d}",
+                    quote(ids.get(i)), quote(group.groupState().toString()), group.members().size(), partitions));
+        }
+        return out.append(']').toString();
     }
 
     static String deadLetters(Admin admin, String bootstrap, int limit) throws Exception {

@@ -148,6 +148,24 @@ impl Kafka {
         serde_json::from_str(&text).map_err(|err| format!("{err}: {text}"))
     }
 
+    /// Each consumer group's state, members and assigned partitions
+    /// (KafkaTool `groups`).
+    pub fn groups(&self) -> Result<serde_json::Value, String> {
+        let text = self.tool("groups", &[])?;
+        serde_json::from_str(&text).map_err(|err| format!("{err}: {text}"))
+    }
+
+    /// Whether `group` has members with partitions assigned: it consumes.
+    pub fn group_is_consuming(groups: &serde_json::Value, group: &str) -> bool {
+        groups.as_array().into_iter().flatten().any(|entry| {
+            entry["group"] == group
+                && entry["state"]
+                    .as_str()
+                    .is_some_and(|state| state.eq_ignore_ascii_case("stable"))
+                && entry["partitions"].as_u64().unwrap_or(0) > 0
+        })
+    }
+
     /// The records of every dead-letter topic (KafkaTool `dead-letters`).
     pub fn dead_letters(&self) -> Result<serde_json::Value, String> {
         let text = self.tool("dead-letters", &["1000".to_owned()])?;

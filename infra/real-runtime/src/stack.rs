@@ -63,6 +63,9 @@ impl RealStack {
         }
         let database = TestDatabase::create().await;
         let dir = tempfile::tempdir().expect("temp dir");
+        if std::env::var_os("REAL_RUNTIME_KEEP").is_some() {
+            eprintln!("real runtime files kept in {}", dir.path().display());
+        }
         let output = |name: &str| Output::File(dir.path().join(format!("{name}.log")));
         let mut picked = free_ports(SERVICES.len() * 4 + 7 + 4).into_iter();
         let mut next = || picked.next().expect("enough ports");
@@ -204,46 +207,28 @@ impl RealStack {
                 panic!("{err}\n{}", self.logs());
             }
         }
-        // Each consumer's daprd has read its subscriptions and joined its
-        // consumer group: every group shows up in Kafka with a committed
-        // offset once it has been assigned partitions.
-        let deadline = Instant::now() + Duration::from_secs(60);
+        // Every consumer group has joined and been given its partitions:
+        // the broadcast group starts at the newest offset, so an event
+        // published before it joins would never reach a WatchTasks stream.
+        let mut groups: Vec<String> = SERVICES.iter().map(|service| (*service).to_owned()).collect();
+        groups.push(format!("{}-0", SERVICES[0]));
+        let deadline = Instant::now() + Duration::from_secs(90);
         loop {
-            let ready = self.subscribed_groups().await;
-            if SERVICES
+            let described = self.kafka.groups().unwrap_or_default();
+            let waiting: Vec<&String> = groups
                 .iter()
-                .all(|service| ready.iter().any(|group| group == service))
-            {
+                .filter(|group| !Kafka::group_is_consuming(&described, group))
+                .collect();
+            if waiting.is_empty() {
                 break;
             }
             assert!(
                 Instant::now() < deadline,
-                "consumer groups not ready: {ready:?}\n{}",
+                "consumer groups not consuming: {waiting:?} ({described})\n{}",
                 self.logs()
             );
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-    }
-
-    /// Apps whose daprd reports subscriptions in GetMetadata.
-    async fn subscribed_groups(&self) -> Vec<String> {
-        use todo_core::dapr::runtime::{GetMetadataRequest, dapr_client::DaprClient};
-        let mut ready = Vec::new();
-        for (service, ports) in &self.clients.ports {
-            let Ok(channel) = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", ports.dapr_grpc))
-                .expect("uri")
-                .connect()
-                .await
-            else {
-                continue;
-            };
-            if let Ok(response) = DaprClient::new(channel).get_metadata(GetMetadataRequest {}).await
-                && !response.into_inner().subscriptions.is_empty()
-            {
-                ready.push((*service).to_owned());
-            }
-        }
-        ready
     }
 
     pub fn logs(&self) -> String {
@@ -287,6 +272,17 @@ impl RealStack {
         }
         self.scheduler.proc.stop(Duration::from_secs(10));
         self.kafka.proc.stop(Duration::from_secs(20));
+    }
+}
+
+impl Drop for RealStack {
+    fn drop(&mut self) {
+        // REAL_RUNTIME_KEEP=1 keeps every process's log for a look after
+        // the test (the path is printed at start).
+        if std::env::var_os("REAL_RUNTIME_KEEP").is_some() {
+            let kept = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+            let _ = kept.keep();
+        }
     }
 }
 
