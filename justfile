@@ -51,7 +51,16 @@ fuzz seconds="60":
 dev:
     scripts/dev.sh
 
-# Against a running `just dev`: a recurring task, a reminder, the audit trail.
+# PostgreSQL, Kafka, the Dapr Scheduler, Jaeger, the five services and one daprd each, with prefixed logs, until Ctrl-C. `just dev-dapr --tokens` turns on APP_API_TOKEN and DAPR_API_TOKEN.
+# Run the whole system locally on the real runtime (daprd + Kafka + Scheduler).
+dev-dapr *args:
+    scripts/dev-dapr.sh {{args}}
+
+# Build or fetch daprd, the Scheduler, Jaeger and Kafka into ~/.cache/todo-runtime (versions: infra/versions.env); a second run takes seconds.
+install-runtime:
+    infra/install.sh
+
+# Against a running `just dev` or `just dev-dapr`: a recurring task, a reminder, the audit trail.
 demo:
     cargo run -q --bin todo-demo
 
@@ -84,13 +93,25 @@ jaeger:
     echo "  OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 just dev   # and open http://127.0.0.1:16686"
     echo "See docs/tracing.md."
 
-# Dead-lettered events held by dev-sidecar (all *-dlq topics).
+# Dead-lettered events: dev-sidecar's (all *-dlq topics), else the real runtime's, read from Kafka.
 dlq admin="50100":
-    @curl -sf http://127.0.0.1:{{admin}}/dead-letters | python3 -m json.tool
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if body=$(curl -sf http://127.0.0.1:{{admin}}/dead-letters 2>/dev/null); then
+        python3 -m json.tool <<<"$body"
+    else
+        target/debug/dev-dapr dlq
+    fi
 
-# Consumer lag per app, topic and partition.
+# Consumer lag per app, topic and partition: dev-sidecar's, else the consumer groups' offsets in Kafka.
 lag admin="50100":
-    @curl -sf http://127.0.0.1:{{admin}}/lag | python3 -m json.tool
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if body=$(curl -sf http://127.0.0.1:{{admin}}/lag 2>/dev/null); then
+        python3 -m json.tool <<<"$body"
+    else
+        target/debug/dev-dapr lag
+    fi
 
 # Benchmark the real binaries (release build); `just bench quick` takes under a minute.
 bench mode="full":

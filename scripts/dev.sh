@@ -25,16 +25,8 @@ die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 
 command -v curl >/dev/null || die "curl is required (apt install curl)"
 
-# --- PostgreSQL binaries --------------------------------------------------
-pg_bin=${PG_BIN_DIR:-}
-if [ -z "$pg_bin" ]; then
-    if command -v initdb >/dev/null && command -v pg_ctl >/dev/null; then
-        pg_bin=$(dirname "$(command -v initdb)")
-    else
-        pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
-    fi
-fi
-[ -x "$pg_bin/initdb" ] || die "PostgreSQL server binaries not found: install PostgreSQL (apt install postgresql) or set PG_BIN_DIR"
+# shellcheck source=lib/postgres.sh
+source scripts/lib/postgres.sh
 
 for port in "$PG_PORT" "$ADMIN_PORT" 50051 50052 50053 50054 50055 50001 50002 50003 50004 50007; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -46,20 +38,8 @@ say "building"
 cargo build --workspace --bins
 
 say "starting PostgreSQL on 127.0.0.1:$PG_PORT"
-rm -rf "$PG_DIR" "$STATE/sidecar"
-mkdir -p "$PG_DIR"
-as_pg=()
-if [ "$(id -u)" = 0 ]; then
-    id postgres >/dev/null 2>&1 || die "running as root needs a 'postgres' user for initdb"
-    chown -R postgres "$PG_DIR"
-    as_pg=(runuser -u postgres --)
-fi
-pg_abs=$(cd "$PG_DIR" && pwd)
-"${as_pg[@]}" "$pg_bin/initdb" -D "$pg_abs/data" -U postgres --auth=trust -E UTF8 --no-sync >"$pg_abs/initdb.log" 2>&1 \
-    || die "initdb failed; see $pg_abs/initdb.log"
-"${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_abs/data" -l "$pg_abs/server.log" -w \
-    -o "-p $PG_PORT -k $pg_abs -c listen_addresses=127.0.0.1" start >/dev/null \
-    || die "PostgreSQL did not start; see $pg_abs/server.log"
+rm -rf "$STATE/sidecar"
+pg_start "$PG_DIR" "$PG_PORT"
 
 sidecar_pid=
 cleanup() {
@@ -70,13 +50,12 @@ cleanup() {
         kill -TERM "$sidecar_pid" 2>/dev/null || true
         wait "$sidecar_pid" 2>/dev/null || true
     fi
-    "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_abs/data" -m fast -w stop >/dev/null 2>&1 || true
+    pg_stop
     say "stopped"
 }
 trap cleanup INT TERM EXIT
 
 say "starting dev-sidecar and the five services (dapr/dev.yaml)"
-DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 target/debug/dev-sidecar --run-apps --run-file dapr/dev.yaml --data-dir "$STATE/sidecar" \
     --admin-port "$ADMIN_PORT" --env "DATABASE_URL=$DATABASE_URL" --env "JWT_SECRET=$JWT_SECRET" &
 sidecar_pid=$!

@@ -42,6 +42,18 @@ pub struct RecordedEvent {
     pub method: &'static str,
 }
 
+impl RecordedEvent {
+    /// The published data decoded as `M`, by its content type, as a
+    /// consumer would.
+    pub fn decode<M>(&self) -> Result<M, crate::events::DecodeError>
+    where
+        M: prost::Message + prost::Name + Default,
+    {
+        let content_type = crate::events::ContentType::detect(&self.content_type, &self.data)?;
+        crate::events::decode(content_type, &self.data)
+    }
+}
+
 /// Which generation of the optional APIs (bulk publish, jobs) the fake
 /// runtime offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

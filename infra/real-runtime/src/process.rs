@@ -82,6 +82,10 @@ impl Proc {
         if let Some(dir) = &spec.dir {
             command.current_dir(dir);
         }
+        // A process group of its own: Ctrl-C in the terminal reaches only
+        // the launcher, which then stops the stack in order (apps before
+        // their sidecars, sidecars before Kafka and Jaeger).
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         match &spec.output {
             Output::File(path) => {
                 let file = OpenOptions::new().create(true).append(true).open(path)?;

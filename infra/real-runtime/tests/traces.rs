@@ -116,8 +116,15 @@ async fn a_completion_is_one_trace_across_services_and_sidecars_in_jaeger() {
             let consumer_processed = spans
                 .iter()
                 .any(|span| span.service == "recurring-service" && span.operation == "task-events process");
+            // Each process exports in batches (daprd every few seconds):
+            // wait until every parent a span names has arrived too.
+            let ids: BTreeSet<&str> = spans.iter().map(|span| span.span_id.as_str()).collect();
+            let connected = spans
+                .iter()
+                .all(|span| span.parent.as_deref().is_none_or(|parent| ids.contains(parent)));
             (must_reach.iter().all(|service| services.contains(service))
                 && consumer_processed
+                && connected
                 && spans.iter().any(|span| span.operation.starts_with("pubsub/")))
             .then_some(spans)
         },

@@ -202,11 +202,11 @@ async fn nothing_accepted_is_lost_across_restarts_and_nothing_committed_comes_ba
 }
 
 #[tokio::test]
-async fn an_app_that_is_down_is_waited_for_not_skipped() {
+async fn a_short_outage_of_the_app_is_ridden_out_by_retries() {
     let stack = Stack::new();
     let recorder = Arc::new(Recorder::on_topics(&["orders"], false));
     let app = serve_app(recorder.clone(), stack.app_port).await;
-    let _sidecar = stack.sidecar(&["--max-retries", "1"]).await;
+    let _sidecar = stack.sidecar(&["--max-retries", "20"]).await;
     // Let it discover the subscriptions while the app is up.
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(app);
@@ -218,7 +218,6 @@ async fn an_app_that_is_down_is_waited_for_not_skipped() {
             .await
             .unwrap();
     }
-    // Longer than the retry budget would last if unreachability counted.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let _app = serve_app(recorder.clone(), stack.app_port).await;
     eventually("all three after the app returns", Duration::from_secs(10), || {
@@ -228,6 +227,41 @@ async fn an_app_that_is_down_is_waited_for_not_skipped() {
     assert_eq!(recorder.received_ids(), ["w0", "w1", "w2"]);
     let letters = stack.inspect("/dead-letters").await;
     assert!(letters.as_array().unwrap().is_empty());
+}
+
+/// As on daprd: an app that cannot be reached is a failed delivery, so a
+/// longer outage than the retry budget dead-letters (the policy in
+/// dapr/components/resiliency.yaml sizes that budget).
+#[tokio::test]
+async fn an_app_that_stays_down_uses_up_the_retries_and_dead_letters() {
+    let stack = Stack::new();
+    let recorder = Arc::new(Recorder::on_topics(&["orders"], false));
+    let app = serve_app(recorder.clone(), stack.app_port).await;
+    let _sidecar = stack.sidecar(&["--max-retries", "1"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(app);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stack
+        .publisher()
+        .publish("orders", &event("gone", "alice", "order.placed"))
+        .await
+        .unwrap();
+    let mut letters = serde_json::Value::Null;
+    for _ in 0..100 {
+        letters = stack.inspect("/dead-letters?topic=orders-dlq").await;
+        if letters.as_array().is_some_and(|list| !list.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(letters[0]["id"], "gone", "{letters}");
+    assert!(
+        letters[0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("retries exhausted"),
+        "{letters}"
+    );
 }
 
 #[tokio::test]

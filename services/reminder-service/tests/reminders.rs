@@ -165,7 +165,8 @@ async fn a_fired_job_publishes_one_reminder_identity_even_when_it_fires_twice() 
         published[0].event_id, published[1].event_id,
         "deterministic reminder id"
     );
-    let reminder = ReminderEvent::decode(published[0].data.as_slice()).unwrap();
+    assert_eq!(published[0].content_type, "application/json", "the wire format");
+    let reminder: ReminderEvent = published[0].decode().unwrap();
     assert_eq!(reminder.kind, ReminderKind::ReminderKind1hBefore as i32);
     assert_eq!(reminder.task_id, TASK_ID);
     assert_eq!(reminder.title, "Pay rent");

@@ -112,7 +112,10 @@ async fn create_get_complete_delete_each_publish_one_event() {
         assert_eq!(raw.partition_key, "alice");
         assert_eq!(raw.event_id, event.event_id);
         assert_eq!(raw.event_type, event.event_type);
-        assert_eq!(raw.content_type, "application/protobuf");
+        assert_eq!(
+            raw.content_type, "application/json",
+            "proto3 JSON: what daprd carries intact"
+        );
     }
     app.stop().await;
 }

@@ -5,7 +5,6 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use prost::Message;
 use task_api::{config::Config, outbox::relay::RelayConfig, startup::Application};
 use todo_core::{
     config::{DaprConfig, ServerConfig},
@@ -127,7 +126,7 @@ impl TestApp {
             .wait_for(count, Duration::from_secs(10))
             .await
             .into_iter()
-            .map(|recorded| TaskEvent::decode(recorded.data.as_slice()).expect("protobuf TaskEvent"))
+            .map(|recorded| recorded.decode::<TaskEvent>().expect("a TaskEvent in the wire format"))
             .collect()
     }
 
