@@ -27,10 +27,13 @@ lint:
     scripts/check-k8s.sh
 
 # Tests start their own throw-away PostgreSQL unless DATABASE_URL is set.
-# Everything CI checks: lint, then every test (unit, integration, end-to-end).
+# Everything CI checks: lint, then every test (unit, integration, end-to-end on dev-sidecar and on daprd + Kafka + Scheduler).
 test: lint
     #!/usr/bin/env bash
     set -euo pipefail
+    # The real runtime (daprd, Scheduler, Kafka, Jaeger): the conformance,
+    # end-to-end and trace suites run on it as well as on dev-sidecar.
+    infra/install.sh >/dev/null
     # Independent protocol peers for dev-sidecar's conformance test.
     peers=$(scripts/python-peers.sh)
     export TODO_PYTHON="$peers/python" PATH="$peers:$PATH"

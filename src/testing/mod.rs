@@ -10,6 +10,8 @@
 //! - [`in_process`]: an `Application` running in the test process.
 //! - [`workload`]: a steady stream of task mutations under faults, and the
 //!   check that every consumer turned each into exactly one effect.
+//! - [`recorder`]: an AppCallback app that records deliveries and jobs and
+//!   answers as scripted, for the sidecar conformance tests.
 //! - [`process`]: start a service binary on free ports, wait until it
 //!   reports SERVING, stop it with SIGTERM.
 
@@ -17,6 +19,7 @@ pub mod fake_sidecar;
 pub mod in_process;
 pub mod postgres;
 pub mod process;
+pub mod recorder;
 pub mod stack;
 pub mod tokens;
 pub mod workload;

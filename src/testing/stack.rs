@@ -270,6 +270,54 @@ impl TestStack {
 }
 
 impl StackClients {
+    /// As `user`: creates a daily task due tomorrow, completes it, and waits
+    /// until its next occurrence exists (the whole recurrence flow once).
+    /// Returns the completed task.
+    pub async fn complete_a_recurring_task(&self, user: &str, title: &str) -> crate::proto::v1::Task {
+        use crate::proto::v1::{CompleteTaskRequest, CreateTaskRequest, Frequency, ListTasksRequest, Recurrence};
+        let mut tasks = self.tasks(user).await;
+        let task = tasks
+            .create_task(CreateTaskRequest {
+                title: title.into(),
+                due_at: Some(crate::timestamps::to_proto(
+                    crate::timestamps::now() + chrono::Duration::days(1),
+                )),
+                recurrence: Some(Recurrence {
+                    frequency: Frequency::Daily as i32,
+                    interval: 1,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .expect("CreateTask")
+            .into_inner()
+            .task
+            .expect("a task");
+        tasks
+            .complete_task(CompleteTaskRequest {
+                id: task.id.clone(),
+                expected_version: 0,
+            })
+            .await
+            .expect("CompleteTask");
+        eventually("the next occurrence", Duration::from_secs(30), || {
+            let mut client = tasks.clone();
+            let id = task.id.clone();
+            async move {
+                let listed = client
+                    .list_tasks(ListTasksRequest::default())
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .tasks;
+                listed.iter().any(|other| other.series_id == id).then_some(())
+            }
+        })
+        .await;
+        task
+    }
+
     pub fn port(&self, service: &str) -> AppPorts {
         self.ports
             .iter()

@@ -18,7 +18,6 @@ pub mod install;
 pub mod jaeger;
 pub mod kafka;
 pub mod process;
-pub mod recorder;
 pub mod resources;
 pub mod scheduler;
 pub mod sidecars;

@@ -68,9 +68,8 @@ fn localize_component(doc: &mut Value, local: &LocalAddresses) {
         let Some(Value::String(value)) = item.get_mut("value") else {
             continue;
         };
-        match name.as_str() {
-            "brokers" => *value = local.kafka.clone(),
-            _ => {}
+        if name == "brokers" {
+            *value = local.kafka.clone();
         }
     }
 }

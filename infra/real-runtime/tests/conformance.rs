@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use real_runtime::{RuntimeKind, SidecarOptions, Sidecars, recorder::Recorder};
+use real_runtime::{RuntimeKind, SidecarOptions, Sidecars};
 use todo_core::{
     config::DaprConfig,
     dapr::{
@@ -19,6 +19,7 @@ use todo_core::{
     },
     events::{self, ContentType},
     proto::v1::{Task, TaskEvent},
+    testing::recorder::Recorder,
 };
 
 const APP: &str = "conformance";

@@ -9,11 +9,7 @@ use std::{
 };
 
 use real_runtime::stack::{RealStack, RealStackOptions};
-use todo_core::{
-    proto::v1::{CompleteTaskRequest, CreateTaskRequest, Frequency, ListTasksRequest, Recurrence},
-    testing::eventually,
-    timestamps,
-};
+use todo_core::testing::eventually;
 
 #[derive(Debug)]
 struct Span {
@@ -61,43 +57,7 @@ async fn a_completion_is_one_trace_across_services_and_sidecars_in_jaeger() {
         service_env: vec![("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into())],
     })
     .await;
-    let mut alice = stack.tasks("alice").await;
-    let task = alice
-        .create_task(CreateTaskRequest {
-            title: "traced".into(),
-            due_at: Some(timestamps::to_proto(timestamps::now() + chrono::Duration::days(1))),
-            recurrence: Some(Recurrence {
-                frequency: Frequency::Daily as i32,
-                interval: 1,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .task
-        .unwrap();
-    alice
-        .complete_task(CompleteTaskRequest {
-            id: task.id.clone(),
-            expected_version: 0,
-        })
-        .await
-        .unwrap();
-    eventually("the next occurrence", Duration::from_secs(30), || {
-        let mut client = alice.clone();
-        async move {
-            let tasks = client
-                .list_tasks(ListTasksRequest::default())
-                .await
-                .ok()?
-                .into_inner()
-                .tasks;
-            (tasks.len() == 2).then_some(())
-        }
-    })
-    .await;
+    stack.complete_a_recurring_task("alice", "traced").await;
 
     let jaeger = stack.jaeger.as_ref().expect("jaeger runs");
     let must_reach = ["task-api", "recurring-service", "audit-service"];

@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use support::{Recorder, Stack, eventually, serve_app, serve_app_with_token};
 use todo_core::{
@@ -25,7 +25,7 @@ fn event(id: &str, user: &str, event_type: &str) -> OutgoingEvent {
 #[tokio::test]
 async fn events_arrive_as_cloudevents_in_order_per_user() {
     let stack = Stack::new();
-    let recorder = Arc::new(Recorder::on_topics(&["orders"], false));
+    let recorder = Recorder::on_topics(&["orders"], false);
     let _app = serve_app(recorder.clone(), stack.app_port).await;
     let _sidecar = stack.sidecar(&[]).await;
     let publisher = stack.publisher();
@@ -88,7 +88,7 @@ async fn events_arrive_as_cloudevents_in_order_per_user() {
 #[tokio::test]
 async fn retry_redelivers_and_drop_or_exhaustion_dead_letters_without_blocking() {
     let stack = Stack::new();
-    let recorder = Arc::new(Recorder::on_topics(&["orders"], false));
+    let recorder = Recorder::on_topics(&["orders"], false);
     recorder.script("flaky", &[Outcome::Retry, Outcome::Retry]);
     recorder.script("poison", &[Outcome::Drop]);
     recorder.script("hopeless", &[Outcome::Retry; 10]);
@@ -141,7 +141,7 @@ async fn retry_redelivers_and_drop_or_exhaustion_dead_letters_without_blocking()
 #[tokio::test]
 async fn bulk_subscriptions_get_batches_in_order() {
     let stack = Stack::new();
-    let recorder = Arc::new(Recorder::on_topics(&["orders"], true));
+    let recorder = Recorder::on_topics(&["orders"], true);
     recorder.script("b-3", &[Outcome::Drop]);
     let _app = serve_app(recorder.clone(), stack.app_port).await;
     let _sidecar = stack.sidecar(&["--partitions", "1"]).await;
@@ -170,7 +170,7 @@ async fn bulk_subscriptions_get_batches_in_order() {
 #[tokio::test]
 async fn nothing_accepted_is_lost_across_restarts_and_nothing_committed_comes_back() {
     let stack = Stack::new();
-    let recorder = Arc::new(Recorder::on_topics(&["orders"], false));
+    let recorder = Recorder::on_topics(&["orders"], false);
 
     // The app is down: events are accepted and wait.
     let sidecar = stack.sidecar(&[]).await;
@@ -204,7 +204,7 @@ async fn nothing_accepted_is_lost_across_restarts_and_nothing_committed_comes_ba
 #[tokio::test]
 async fn a_short_outage_of_the_app_is_ridden_out_by_retries() {
     let stack = Stack::new();
-    let recorder = Arc::new(Recorder::on_topics(&["orders"], false));
+    let recorder = Recorder::on_topics(&["orders"], false);
     let app = serve_app(recorder.clone(), stack.app_port).await;
     let _sidecar = stack.sidecar(&["--max-retries", "20"]).await;
     // Let it discover the subscriptions while the app is up.
@@ -235,7 +235,7 @@ async fn a_short_outage_of_the_app_is_ridden_out_by_retries() {
 #[tokio::test]
 async fn an_app_that_stays_down_uses_up_the_retries_and_dead_letters() {
     let stack = Stack::new();
-    let recorder = Arc::new(Recorder::on_topics(&["orders"], false));
+    let recorder = Recorder::on_topics(&["orders"], false);
     let app = serve_app(recorder.clone(), stack.app_port).await;
     let _sidecar = stack.sidecar(&["--max-retries", "1"]).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -267,7 +267,7 @@ async fn an_app_that_stays_down_uses_up_the_retries_and_dead_letters() {
 #[tokio::test]
 async fn api_tokens_are_required_from_callers_and_sent_to_apps() {
     let stack = Stack::new();
-    let recorder = Arc::new(Recorder::on_topics(&["orders"], false));
+    let recorder = Recorder::on_topics(&["orders"], false);
     // The app refuses callbacks without its token: deliveries only work if
     // the sidecar sends it.
     let _app = serve_app_with_token(recorder.clone(), stack.app_port, Some("app-secret")).await;

@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use chrono::Utc;
 use support::{Recorder, Stack, eventually, serve_app};
@@ -18,7 +18,7 @@ fn data(text: &str) -> prost_types::Any {
 #[tokio::test]
 async fn a_job_fires_once_at_its_due_time_with_its_data() {
     let stack = Stack::new();
-    let recorder = Arc::new(Recorder::on_topics(&[], false));
+    let recorder = Recorder::on_topics(&[], false);
     let _app = serve_app(recorder.clone(), stack.app_port).await;
     let _sidecar = stack.sidecar(&[]).await;
     let jobs = stack.jobs();
@@ -28,16 +28,13 @@ async fn a_job_fires_once_at_its_due_time_with_its_data() {
     jobs.schedule_once("remind-1", due, data("second"), None).await.unwrap();
     jobs.schedule_once("cancelled", due, data("never"), None).await.unwrap();
     jobs.delete("cancelled", None).await.unwrap();
-    assert!(recorder.jobs.lock().unwrap().is_empty(), "not before its time");
+    assert!(recorder.jobs().is_empty(), "not before its time");
 
-    eventually("the job fires", Duration::from_secs(5), || {
-        !recorder.jobs.lock().unwrap().is_empty()
-    })
-    .await;
+    eventually("the job fires", Duration::from_secs(5), || !recorder.jobs().is_empty()).await;
     let fired_at = Utc::now();
     assert!(fired_at >= due, "fired early");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let fired = recorder.jobs.lock().unwrap().clone();
+    let fired = recorder.jobs();
     assert_eq!(fired.len(), 1);
     assert_eq!(fired[0].name, "remind-1");
     assert_eq!(fired[0].data.as_ref().unwrap().value, b"second");
@@ -48,7 +45,7 @@ async fn a_job_fires_once_at_its_due_time_with_its_data() {
 #[tokio::test]
 async fn jobs_that_came_due_while_the_sidecar_was_down_fire_after_restart() {
     let stack = Stack::new();
-    let recorder = Arc::new(Recorder::on_topics(&[], false));
+    let recorder = Recorder::on_topics(&[], false);
     let _app = serve_app(recorder.clone(), stack.app_port).await;
     let sidecar = stack.sidecar(&[]).await;
     stack
@@ -63,14 +60,14 @@ async fn jobs_that_came_due_while_the_sidecar_was_down_fire_after_restart() {
         .unwrap();
     drop(sidecar);
     tokio::time::sleep(Duration::from_millis(900)).await;
-    assert!(recorder.jobs.lock().unwrap().is_empty());
+    assert!(recorder.jobs().is_empty());
 
     let _sidecar = stack.sidecar(&[]).await;
     eventually("the overdue job fires", Duration::from_secs(5), || {
-        !recorder.jobs.lock().unwrap().is_empty()
+        !recorder.jobs().is_empty()
     })
     .await;
-    assert_eq!(recorder.jobs.lock().unwrap()[0].data.as_ref().unwrap().value, b"kept");
+    assert_eq!(recorder.jobs()[0].data.as_ref().unwrap().value, b"kept");
 }
 
 #[tokio::test]

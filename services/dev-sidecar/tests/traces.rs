@@ -23,11 +23,7 @@ use opentelemetry_proto::tonic::{
     },
     common::v1::{KeyValue, any_value::Value},
 };
-use todo_core::{
-    proto::v1::{CompleteTaskRequest, CreateTaskRequest, Frequency, ListTasksRequest, Recurrence},
-    testing::{TestStack, eventually, free_port},
-    timestamps,
-};
+use todo_core::testing::{TestStack, free_port};
 use tonic::{Request, Response, Status};
 
 #[derive(Debug, Clone)]
@@ -135,43 +131,7 @@ async fn create_and_complete_of_a_recurring_task_are_each_one_connected_trace() 
     )
     .await;
 
-    let mut alice = stack.tasks("alice").await;
-    let task = alice
-        .create_task(CreateTaskRequest {
-            title: "traced".into(),
-            due_at: Some(timestamps::to_proto(timestamps::now() + chrono::Duration::days(1))),
-            recurrence: Some(Recurrence {
-                frequency: Frequency::Daily as i32,
-                interval: 1,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .task
-        .unwrap();
-    alice
-        .complete_task(CompleteTaskRequest {
-            id: task.id.clone(),
-            expected_version: 0,
-        })
-        .await
-        .unwrap();
-    eventually("the next occurrence", Duration::from_secs(20), || {
-        let mut client = alice.clone();
-        async move {
-            let tasks = client
-                .list_tasks(ListTasksRequest::default())
-                .await
-                .ok()?
-                .into_inner()
-                .tasks;
-            (tasks.len() == 2).then_some(())
-        }
-    })
-    .await;
+    stack.complete_a_recurring_task("alice", "traced").await;
     // Let the consumers finish, then stop everything: exporters flush on exit.
     tokio::time::sleep(Duration::from_secs(1)).await;
     stack.stop().await;

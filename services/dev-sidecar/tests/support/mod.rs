@@ -3,10 +3,8 @@
 #![allow(dead_code)]
 
 use std::{
-    collections::{HashMap, VecDeque},
-    net::SocketAddr,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -15,80 +13,13 @@ use dev_sidecar::{config::Config, startup::Application};
 use todo_core::{
     config::DaprConfig,
     dapr::{
-        app::{self, DeliveredEvent, EventHandler},
-        callback::{Outcome, subscription, with_bulk},
         jobs::Jobs,
         publisher::{Publisher, SidecarClient},
-        runtime::{JobEventRequest, TopicSubscription},
     },
-    server::{GrpcApp, base_routes},
     testing::{RunningServer, free_ports},
 };
-use tonic::Status;
 
-/// An app that records what it receives and answers as scripted.
-#[derive(Default)]
-pub struct Recorder {
-    pub subscriptions: Vec<TopicSubscription>,
-    pub received: Mutex<Vec<DeliveredEvent>>,
-    /// Answers per event id, used up in order; SUCCESS once exhausted.
-    pub script: Mutex<HashMap<String, VecDeque<Outcome>>>,
-    pub jobs: Mutex<Vec<JobEventRequest>>,
-}
-
-impl Recorder {
-    pub fn on_topics(topics: &[&str], bulk: bool) -> Self {
-        Self {
-            subscriptions: topics
-                .iter()
-                .map(|topic| {
-                    let sub = subscription("pubsub", topic, &[], "/events");
-                    if bulk { with_bulk(sub, 50, 100) } else { sub }
-                })
-                .collect(),
-            ..Default::default()
-        }
-    }
-
-    pub fn script(&self, event_id: &str, outcomes: &[Outcome]) {
-        self.script
-            .lock()
-            .unwrap()
-            .insert(event_id.to_owned(), outcomes.iter().copied().collect());
-    }
-
-    pub fn received(&self) -> Vec<DeliveredEvent> {
-        self.received.lock().unwrap().clone()
-    }
-
-    pub fn received_ids(&self) -> Vec<String> {
-        self.received().into_iter().map(|event| event.id).collect()
-    }
-}
-
-#[tonic::async_trait]
-impl EventHandler for Recorder {
-    fn subscriptions(&self) -> Vec<TopicSubscription> {
-        self.subscriptions.clone()
-    }
-
-    async fn on_event(&self, event: DeliveredEvent) -> Outcome {
-        let outcome = self
-            .script
-            .lock()
-            .unwrap()
-            .get_mut(&event.id)
-            .and_then(VecDeque::pop_front)
-            .unwrap_or(Outcome::Success);
-        self.received.lock().unwrap().push(event);
-        outcome
-    }
-
-    async fn on_job(&self, job: JobEventRequest) -> Result<(), Status> {
-        self.jobs.lock().unwrap().push(job);
-        Ok(())
-    }
-}
+pub use todo_core::testing::recorder::Recorder;
 
 /// Runs `recorder` as an app on `port`.
 pub async fn serve_app(recorder: Arc<Recorder>, port: u16) -> RunningServer {
@@ -97,12 +28,7 @@ pub async fn serve_app(recorder: Arc<Recorder>, port: u16) -> RunningServer {
 
 /// Runs `recorder` as an app that requires `app_api_token` on callbacks.
 pub async fn serve_app_with_token(recorder: Arc<Recorder>, port: u16, app_api_token: Option<&str>) -> RunningServer {
-    let mut base = base_routes(&app::SERVICE_NAMES).unwrap();
-    app::add_routes(&mut base.routes, recorder, app_api_token.map(Into::into));
-    let server = GrpcApp::bind(SocketAddr::from(([127, 0, 0, 1], port)), base)
-        .await
-        .unwrap();
-    RunningServer::spawn(server.local_addr(), |stop| server.run_until_stopped(stop))
+    recorder.serve(port, app_api_token).await
 }
 
 /// Ports and files of one app's local stack.

@@ -7,10 +7,10 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use todo_core::{
+use crate::{
     dapr::{
         app::{self, DeliveredEvent, EventHandler},
-        callback::Outcome,
+        callback::{Outcome, subscription, with_bulk},
         runtime::{JobEventRequest, TopicSubscription},
     },
     server::{GrpcApp, base_routes},
@@ -35,6 +35,24 @@ impl Recorder {
             subscriptions,
             ..Default::default()
         })
+    }
+
+    /// Subscribed to each of `topics` (routes to `/events`, bulk or not).
+    pub fn on_topics(topics: &[&str], bulk: bool) -> Arc<Self> {
+        Self::new(
+            topics
+                .iter()
+                .map(|topic| {
+                    let sub = subscription("pubsub", topic, &[], "/events");
+                    if bulk { with_bulk(sub, 50, 100) } else { sub }
+                })
+                .collect(),
+        )
+    }
+
+    /// Every delivered id, in arrival order.
+    pub fn received_ids(&self) -> Vec<String> {
+        self.received().into_iter().map(|event| event.id).collect()
     }
 
     /// Answers `outcomes` to the first deliveries of `event_id`, in order.
