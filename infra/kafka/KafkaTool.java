@@ -11,6 +11,12 @@
 //       each consumer group's state, members and assigned partitions, as JSON
 //   dead-letters <bootstrap> [limit]
 //       the records of every *-dlq topic (newest `limit` per topic), as JSON
+//   replay <bootstrap> <topic>-dlq [event id ...]
+//       republishes the dead letters (all, or those whose CloudEvent id is
+//       given) to <topic>, with their key, headers and value unchanged, once
+//       per event id (each consumer that gave up on an event dead-lettered
+//       its own copy); every consumer deduplicates on the id, so replaying
+//       twice is harmless
 //
 // Output is JSON on stdout so `just lag` / `just dlq` and tests can read it.
 
@@ -39,6 +45,8 @@ public class KafkaTool {
                 case "topics" -> createTopics(admin, Arrays.copyOfRange(args, 2, args.length));
                 case "lag" -> System.out.println(lag(admin));
                 case "groups" -> System.out.println(groups(admin));
+                case "replay" -> System.out.println(replay(args[1], args[2],
+                        Set.of(Arrays.copyOfRange(args, 3, args.length))));
                 case "dead-letters" -> System.out.println(deadLetters(admin, args[1],
                         args.length > 2 ? Integer.parseInt(args[2]) : 100));
                 default -> {
@@ -167,6 +175,55 @@ public class KafkaTool {
             }
         }
         return out.append("],\"total\":").append(total).append('}').toString();
+    }
+
+    static String replay(String bootstrap, String deadLetterTopic, Set<String> ids) throws Exception {
+        if (!deadLetterTopic.endsWith("-dlq")) throw new IllegalArgumentException("not a dead-letter topic: " + deadLetterTopic);
+        String topic = deadLetterTopic.substring(0, deadLetterTopic.length() - 4);
+        Properties consumerProps = new Properties();
+        consumerProps.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        consumerProps.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        consumerProps.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        consumerProps.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        Properties producerProps = new Properties();
+        producerProps.put(org.apache.kafka.clients.producer.ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        producerProps.put(org.apache.kafka.clients.producer.ProducerConfig.ACKS_CONFIG, "all");
+        producerProps.put(org.apache.kafka.clients.producer.ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG,
+                org.apache.kafka.common.serialization.ByteArraySerializer.class.getName());
+        producerProps.put(org.apache.kafka.clients.producer.ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG,
+                org.apache.kafka.common.serialization.ByteArraySerializer.class.getName());
+        int replayed = 0;
+        Set<String> done = new HashSet<>();
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(consumerProps);
+             org.apache.kafka.clients.producer.KafkaProducer<byte[], byte[]> producer =
+                     new org.apache.kafka.clients.producer.KafkaProducer<>(producerProps)) {
+            List<TopicPartition> partitions = consumer.partitionsFor(deadLetterTopic).stream()
+                    .map(info -> new TopicPartition(deadLetterTopic, info.partition())).collect(Collectors.toList());
+            consumer.assign(partitions);
+            consumer.seekToBeginning(partitions);
+            Map<TopicPartition, Long> ends = consumer.endOffsets(partitions);
+            long deadline = System.currentTimeMillis() + 15_000;
+            while (System.currentTimeMillis() < deadline
+                    && partitions.stream().anyMatch(tp -> consumer.position(tp) < ends.get(tp))) {
+                for (ConsumerRecord<byte[], byte[]> record : consumer.poll(Duration.ofMillis(200))) {
+                    if (record.offset() >= ends.get(new TopicPartition(deadLetterTopic, record.partition()))) continue;
+                    String id;
+                    try {
+                        id = json.readTree(record.value()).path("id").asText("");
+                    } catch (Exception notCloudEvent) {
+                        id = "";
+                    }
+                    if (!ids.isEmpty() && !ids.contains(id)) continue;
+                    if (!id.isEmpty() && !done.add(id)) continue;
+                    org.apache.kafka.clients.producer.ProducerRecord<byte[], byte[]> again =
+                            new org.apache.kafka.clients.producer.ProducerRecord<>(topic, null, record.key(), record.value(), record.headers());
+                    producer.send(again).get();
+                    replayed++;
+                }
+            }
+        }
+        return String.format("{\"topic\":%s,\"replayed\":%d}", quote(topic), replayed);
     }
 
     static String quote(String text) {

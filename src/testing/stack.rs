@@ -59,6 +59,8 @@ pub trait Inspect: Send + Sync {
     async fn dead_letters(&self, topic: &str) -> Result<Vec<DeadLetter>, String>;
     /// How many jobs are still scheduled, where the runtime can list them.
     async fn pending_jobs(&self) -> Option<usize>;
+    /// Consumer lag per app (or consumer group), topic and partition.
+    async fn lag(&self) -> Result<serde_json::Value, String>;
 }
 
 /// One event on a dead-letter topic.
@@ -407,6 +409,10 @@ impl Inspect for TestStack {
 
     async fn pending_jobs(&self) -> Option<usize> {
         Some(self.inspect("/jobs").await.ok()?.as_array()?.len())
+    }
+
+    async fn lag(&self) -> Result<serde_json::Value, String> {
+        self.inspect("/lag").await
     }
 }
 

@@ -22,7 +22,7 @@ use std::{
 
 use tonic::{Code, Response, Status};
 
-use super::{TestStack, stack::Authed};
+use super::{Inspect, StackClients, stack::Authed};
 use crate::{
     proto::v1::{
         AuditRecord, CompleteTaskRequest, CreateTaskRequest, Frequency, ListAuditRecordsRequest,
@@ -33,9 +33,9 @@ use crate::{
     timestamps,
 };
 
-/// How far past the 1-hour mark the due-soon tasks are due: the slack a
-/// delivery delayed by a fault has before reminder-service would find the
-/// reminder time already past (and rightly skip it).
+/// How far past the 1-hour mark the due-soon tasks are due: their 1-hour
+/// reminder comes due this long after the task is created (one delayed by
+/// a fault fires late, within reminder-service's grace, not never).
 pub const REMINDER_SLACK: Duration = Duration::from_secs(12);
 /// How long one call is retried before the workload gives up.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(90);
@@ -81,7 +81,7 @@ impl Workload {
     /// Starts one writer per user, each starting a round every `pace`.
     /// `retryable` says which failures a writer retries (anything else
     /// fails the test).
-    pub fn start(stack: &TestStack, users: &[&str], pace: Duration, retryable: fn(Code) -> bool) -> Self {
+    pub fn start(stack: &StackClients, users: &[&str], pace: Duration, retryable: fn(Code) -> bool) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let writers = users
             .iter()
@@ -243,14 +243,14 @@ impl Committed {
     /// each of them: audit records in acknowledgement order with a chain
     /// that verifies, one next occurrence per completed recurring task, one
     /// notification per due-soon task, and nothing more.
-    pub async fn verify(&self, stack: &TestStack, timeout: Duration) -> Effects {
+    pub async fn verify(&self, stack: &StackClients, runtime: &dyn Inspect, timeout: Duration) -> Effects {
         let mut effects = Effects::default();
         if let Some(last) = self.users.iter().filter_map(|user| user.last_due_soon_at).max() {
             // The last reminders come due REMINDER_SLACK after their task.
             tokio::time::sleep_until((last + REMINDER_SLACK).into()).await;
         }
         for user in &self.users {
-            let found = user.verify(stack, timeout).await;
+            let found = user.verify(stack, runtime, timeout).await;
             effects.audit_records += found.audit_records;
             effects.notifications += found.notifications;
             effects.occurrences += found.occurrences;
@@ -260,7 +260,7 @@ impl Committed {
 }
 
 impl UserLog {
-    async fn verify(&self, stack: &TestStack, timeout: Duration) -> Effects {
+    async fn verify(&self, stack: &StackClients, runtime: &dyn Inspect, timeout: Duration) -> Effects {
         let name = &self.user;
         let acknowledged: BTreeSet<&str> = self.events.iter().map(|(_, id)| id.as_str()).collect();
         let expected_audit = self.events.len() + 2 * self.completed_recurring.len();
@@ -283,7 +283,7 @@ impl UserLog {
                 break;
             }
             if Instant::now() >= deadline {
-                let lag = stack.inspect("/lag").await;
+                let lag = runtime.lag().await;
                 panic!(
                     "{name}: effects missing after {timeout:?}: expected {expected_audit} audit records, \
                      {expected_notifications} notifications, {expected_tasks} tasks; found {found:?}; \
@@ -373,7 +373,7 @@ impl UserLog {
     }
 }
 
-async fn audit_records(stack: &TestStack, user: &str) -> Result<Vec<AuditRecord>, Status> {
+async fn audit_records(stack: &StackClients, user: &str) -> Result<Vec<AuditRecord>, Status> {
     let client = AuditServiceClient::new(stack.lazy_authed("audit-service", user));
     all_pages(|page_token| {
         let mut client = client.clone();
@@ -392,7 +392,7 @@ async fn audit_records(stack: &TestStack, user: &str) -> Result<Vec<AuditRecord>
     .await
 }
 
-async fn notifications(stack: &TestStack, user: &str) -> Result<Vec<Notification>, Status> {
+async fn notifications(stack: &StackClients, user: &str) -> Result<Vec<Notification>, Status> {
     let client = NotificationServiceClient::new(stack.lazy_authed("notification-service", user));
     all_pages(|page_token| {
         let mut client = client.clone();
@@ -411,7 +411,7 @@ async fn notifications(stack: &TestStack, user: &str) -> Result<Vec<Notification
     .await
 }
 
-async fn tasks(stack: &TestStack, user: &str) -> Result<Vec<Task>, Status> {
+async fn tasks(stack: &StackClients, user: &str) -> Result<Vec<Task>, Status> {
     let client = TaskServiceClient::new(stack.lazy_authed("task-api", user));
     all_pages(|page_token| {
         let mut client = client.clone();

@@ -166,6 +166,19 @@ impl Kafka {
         })
     }
 
+    /// Republishes the dead letters of `dead_letter_topic` (all, or those
+    /// with the given event ids) to the topic they came from (KafkaTool
+    /// `replay`); returns how many.
+    pub fn replay(&self, dead_letter_topic: &str, ids: &[&str]) -> Result<u64, String> {
+        let mut args = vec![dead_letter_topic.to_owned()];
+        args.extend(ids.iter().map(|id| (*id).to_owned()));
+        let text = self.tool("replay", &args)?;
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|err| format!("{err}: {text}"))?;
+        value["replayed"]
+            .as_u64()
+            .ok_or_else(|| format!("unexpected answer: {text}"))
+    }
+
     /// The records of every dead-letter topic (KafkaTool `dead-letters`).
     pub fn dead_letters(&self) -> Result<serde_json::Value, String> {
         let text = self.tool("dead-letters", &["1000".to_owned()])?;

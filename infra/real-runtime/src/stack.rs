@@ -176,7 +176,7 @@ impl RealStack {
                         app_api_token: None,
                         dapr_api_token: None,
                         app_health_check: true,
-                        log_level: "warn".into(),
+                        log_level: std::env::var("REAL_RUNTIME_DAPRD_LOG").unwrap_or_else(|_| "warn".into()),
                         pod_name: format!("{service}-0"),
                     },
                     output(&format!("daprd-{service}")),
@@ -318,5 +318,9 @@ impl Inspect for RealStack {
 
     async fn pending_jobs(&self) -> Option<usize> {
         None
+    }
+
+    async fn lag(&self) -> Result<serde_json::Value, String> {
+        self.kafka.lag()
     }
 }

@@ -356,6 +356,20 @@ async fn poison_on_dev_sidecar() {
 async fn poison_on_daprd() {
     let stack = on_daprd().await;
     a_poison_event_is_dead_lettered_while_the_flow_continues(&stack, &stack).await;
+    // Replaying dead letters (`just replay`) sends them through again: the
+    // poison is still poison, dead-lettered once more by each consumer, and
+    // nothing else changes.
+    let replayed = stack.kafka.replay("task-events-dlq", &["poison-1"]).unwrap();
+    assert_eq!(replayed, 1, "once per event, not once per consumer that gave up on it");
+    eventually(
+        "the replayed poison is dead-lettered again",
+        Duration::from_secs(60),
+        || async {
+            let letters = stack.dead_letters("task-events-dlq").await.ok()?;
+            (letters.iter().filter(|letter| letter.id == "poison-1").count() >= 8).then_some(())
+        },
+    )
+    .await;
     stack.stop();
 }
 

@@ -29,7 +29,7 @@ fn connection_lost(code: Code) -> bool {
 }
 
 async fn check_everything_once(stack: &TestStack, committed: &Committed) {
-    let effects = committed.verify(stack, CATCH_UP).await;
+    let effects = committed.verify(stack, stack, CATCH_UP).await;
     assert!(committed.mutations() > 0 && effects.notifications > 0 && effects.occurrences > 0);
     let dead = stack.inspect("/dead-letters").await.expect("inspect dead letters");
     assert_eq!(dead.as_array().map(Vec::len), Some(0), "nothing dead-lettered: {dead}");
@@ -181,7 +181,7 @@ async fn soak() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let committed = workload.stop().await;
     let streamed_for = started.elapsed();
-    let effects = committed.verify(&stack, Duration::from_secs(120)).await;
+    let effects = committed.verify(&stack, &stack, Duration::from_secs(120)).await;
     let dead = stack.inspect("/dead-letters").await.expect("inspect dead letters");
     assert_eq!(dead.as_array().map(Vec::len), Some(0), "nothing dead-lettered: {dead}");
 

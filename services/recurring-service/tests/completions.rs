@@ -17,7 +17,7 @@ use tonic::{Code, Request, transport::Channel};
 struct TestApp {
     sidecar: FakeSidecar,
     callback: AppCallbackClient<Channel>,
-    _server: RunningServer,
+    server: RunningServer,
 }
 
 async fn spawn(app_api_token: Option<&str>) -> TestApp {
@@ -33,7 +33,7 @@ async fn spawn(app_api_token: Option<&str>) -> TestApp {
     TestApp {
         callback: AppCallbackClient::new(server.channel().await),
         sidecar,
-        _server: server,
+        server,
     }
 }
 
@@ -184,9 +184,15 @@ async fn subscriptions_route_completions_and_dead_letter() {
 #[tokio::test]
 async fn callbacks_need_the_app_api_token_when_configured() {
     let mut app = spawn(Some("app-secret")).await;
-    // daprd asks for the subscriptions without the token: they stay open.
+    // daprd asks for the subscriptions, and probes the app's health,
+    // without the token: both stay open.
     let subscriptions = app.callback.list_topic_subscriptions(()).await.unwrap().into_inner();
     assert_eq!(subscriptions.subscriptions.len(), 1);
+    let channel = app.server.channel().await;
+    todo_core::dapr::runtime::app_callback_health_check_client::AppCallbackHealthCheckClient::new(channel)
+        .health_check(())
+        .await
+        .expect("daprd's app health check is served, without the token");
     let mut request = Request::new(delivery(
         "task.completed",
         completed_daily().encode_to_vec(),

@@ -16,6 +16,12 @@ pub const REMINDERS: [(ReminderKind, &str, i64); 2] = [
     (ReminderKind::ReminderKind1hBefore, "1h", 1),
 ];
 
+/// A reminder whose time passed less than this long ago still fires, at
+/// once, if the task is not due yet: the event that asked for it was
+/// delayed (a broker, sidecar or consumer restart), and a late reminder
+/// beats none. An older one is past its use and is deleted instead.
+pub const LATE_GRACE: Duration = Duration::minutes(10);
+
 /// What to do with one job.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -46,8 +52,8 @@ pub fn job_name(task_id: &Uuid, suffix: &str) -> String {
 }
 
 /// The jobs `event` asks for at `now`: both reminders scheduled for an open
-/// task whose due date is ahead (a reminder whose time has passed is
-/// deleted instead); both deleted when the task is completed, deleted, or
+/// task whose due date is ahead (one whose time passed within
+/// [`LATE_GRACE`] fires at once; an older one is deleted instead); both deleted when the task is completed, deleted, or
 /// has no due date. A task that was just created has no jobs yet, so its
 /// event never asks for a deletion (most tasks have no due date: this spares
 /// the sidecar two calls per new task).
@@ -71,9 +77,9 @@ pub fn plan(event: &TaskEvent, now: DateTime<Utc>, traceparent: Option<&str>) ->
         .map(|(kind, suffix, hours)| {
             let name = job_name(&task_id, suffix);
             match wanted.map(|due| (due, due - Duration::hours(*hours))) {
-                Some((due, at)) if at > now => Action::Schedule {
+                Some((due, at)) if due > now && at > now - LATE_GRACE => Action::Schedule {
                     name,
-                    at,
+                    at: at.max(now),
                     job: ReminderJob {
                         user_id: event.user_id.clone(),
                         task_id: task.id.clone(),
@@ -175,6 +181,23 @@ mod tests {
         assert!(matches!(&actions[0], Action::Delete { name } if name.ends_with("-24h")));
         let overdue = plan(&event("task.updated", Some(-1), false, now), now, None).unwrap();
         assert!(scheduled(&overdue).is_empty());
+    }
+
+    #[test]
+    fn a_reminder_missed_by_a_delayed_event_fires_at_once_within_the_grace() {
+        let now = Utc::now();
+        let mut late = event("task.created", None, false, now);
+        // Due in 55 minutes: the 1-hour reminder was due 5 minutes ago.
+        late.task.as_mut().unwrap().due_at = Some(timestamps::to_proto(now + Duration::minutes(55)));
+        let actions = plan(&late, now, None).unwrap();
+        assert_eq!(scheduled(&actions), ["1h"]);
+        let Action::Schedule { at, .. } = &actions[0] else {
+            unreachable!()
+        };
+        assert_eq!(*at, now, "fires at once");
+        // Due in 45 minutes: 15 minutes late is past the grace.
+        late.task.as_mut().unwrap().due_at = Some(timestamps::to_proto(now + Duration::minutes(45)));
+        assert!(scheduled(&plan(&late, now, None).unwrap()).is_empty());
     }
 
     #[test]

@@ -16,7 +16,8 @@
 //! `dapr init`'s folder layout, and does not bring back a process that
 //! dies; this reads the same run file and does all of that.
 //!
-//! `dev-dapr lag` and `dev-dapr dlq` read the running stack's Kafka.
+//! `dev-dapr lag` and `dev-dapr dlq` read the running stack's Kafka;
+//! `dev-dapr replay TOPIC-dlq [IDS]` republishes dead letters.
 
 use std::{
     collections::BTreeMap,
@@ -54,6 +55,14 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+    /// Republish dead letters to the topic they came from, after a fix:
+    /// all of TOPIC's, or only the given event ids. Harmless to repeat, as
+    /// every consumer deduplicates on the event id.
+    Replay {
+        /// A dead-letter topic, e.g. task-events-dlq.
+        topic: String,
+        ids: Vec<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -90,6 +99,11 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Lag) => print_tool("lag", &bootstrap, &[]),
         Some(Command::Dlq { limit }) => print_tool("dead-letters", &bootstrap, &[limit.to_string()]),
+        Some(Command::Replay { topic, ids }) => {
+            let mut args = vec![topic];
+            args.extend(ids);
+            print_tool("replay", &bootstrap, &args)
+        }
         None => up(cli.up).await,
     }
 }

@@ -1,0 +1,145 @@
+//! Faults on the real runtime while task mutations flow: each daprd, each
+//! consumer, the Kafka broker and the Scheduler killed with SIGKILL and
+//! started again. Afterwards every mutation the API acknowledged has exactly
+//! one effect in every consumer (audit record in per-user order, next
+//! occurrence, notification), the audit chains verify, and no dead-letter
+//! topic holds anything. The workload and its checks are
+//! `todo_core::testing::workload`, the same as on dev-sidecar.
+
+use std::time::Duration;
+
+use real_runtime::stack::{RealStack, RealStackOptions};
+use todo_core::{
+    events::topics,
+    testing::{
+        Inspect,
+        workload::{Committed, Workload},
+    },
+};
+use tonic::Code;
+
+const USERS: [&str; 3] = ["ann", "ben", "cat"];
+const PACE: Duration = Duration::from_millis(200);
+const CATCH_UP: Duration = Duration::from_secs(120);
+
+/// While a sidecar, the broker or a consumer is away, task-api's own RPCs
+/// keep working (the outbox waits): a client sees no error at all, or an
+/// UNAVAILABLE at worst.
+fn unavailable_only(code: Code) -> bool {
+    code == Code::Unavailable
+}
+
+/// task-api's own sidecar away: a call can also break mid-flight.
+fn connection_lost(code: Code) -> bool {
+    matches!(code, Code::Unavailable | Code::Unknown | Code::Cancelled)
+}
+
+async fn check_everything_once(stack: &RealStack, committed: &Committed) {
+    let effects = committed.verify(stack, stack, CATCH_UP).await;
+    assert!(committed.mutations() > 0 && effects.notifications > 0 && effects.occurrences > 0);
+    for topic in [topics::TASK_EVENTS, topics::TASK_COMMANDS, topics::REMINDERS] {
+        let dead = stack
+            .dead_letters(&topics::dead_letter(topic))
+            .await
+            .expect("read the dead-letter topics");
+        assert!(dead.is_empty(), "nothing dead-lettered on {topic}: {dead:?}");
+    }
+    eprintln!(
+        "{} mutations acknowledged, {} retried calls; effects: {effects:?}",
+        committed.mutations(),
+        committed.failures().count()
+    );
+}
+
+#[tokio::test]
+async fn each_daprd_killed_mid_stream_on_daprd() {
+    let mut stack = RealStack::start(RealStackOptions::default()).await;
+    let workload = Workload::start(&stack, &USERS, PACE, connection_lost);
+    for service in [
+        "audit-service",
+        "recurring-service",
+        "reminder-service",
+        "notification-service",
+        "task-api",
+    ] {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        stack.crash_sidecar(service).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let committed = workload.stop().await;
+    check_everything_once(&stack, &committed).await;
+    stack.stop();
+}
+
+#[tokio::test]
+async fn each_consumer_killed_while_its_daprd_stays_up_on_daprd() {
+    let mut stack = RealStack::start(RealStackOptions::default()).await;
+    let workload = Workload::start(&stack, &USERS, PACE, unavailable_only);
+    for service in [
+        "audit-service",
+        "recurring-service",
+        "reminder-service",
+        "notification-service",
+    ] {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        stack.crash_app(service).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let committed = workload.stop().await;
+    check_everything_once(&stack, &committed).await;
+    stack.stop();
+}
+
+/// Fails today, and is kept to be fixed (issue: faults on the real
+/// runtime): task events, audit records and occurrences all come through a
+/// 4 s broker outage exactly once, but the reminders that come due around
+/// it never reach Kafka: their job triggers fail while reminder-service's
+/// publishes fail (UNAVAILABLE), and the logs show no further trigger
+/// attempts afterwards, although the jobs carry a 5 s × 720 failure
+/// policy that the Scheduler-restart test sees applied. Only the reminders
+/// from before the outage arrive (3 of 39).
+/// `cargo nextest run -p real-runtime --run-ignored only` runs it.
+#[tokio::test]
+#[ignore = "reminders after a broker restart do not arrive in time; see the comment"]
+async fn the_broker_killed_mid_stream_on_daprd() {
+    let mut stack = RealStack::start(RealStackOptions::default()).await;
+    let workload = Workload::start(&stack, &USERS, PACE, unavailable_only);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Kafka down for 4 s, started again on the same log: the relays keep
+    // their rows, the consumers resume from their committed offsets.
+    stack
+        .kafka
+        .crash_and_restart(Duration::from_secs(4))
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let committed = workload.stop().await;
+    check_everything_once(&stack, &committed).await;
+    stack.stop();
+}
+
+/// Fails today, and is kept to be fixed (issue: faults on the real
+/// runtime): after a Scheduler restart daprd 1.18.2 takes about 25 s to
+/// reconnect its job stream, ScheduleJob calls hang meanwhile (until the
+/// services' 15 s call timeout), and the burst of triggers that follows
+/// meets reminder-service's publishes failing until the Resiliency circuit
+/// breaker on `pubsub` opens — most reminders then miss the test's two
+/// minutes. `cargo nextest run -p real-runtime --run-ignored only` runs it.
+#[tokio::test]
+#[ignore = "daprd's recovery from a Scheduler restart loses the reminders' window; see the comment"]
+async fn the_scheduler_killed_while_reminders_are_pending_on_daprd() {
+    let mut stack = RealStack::start(RealStackOptions::default()).await;
+    let workload = Workload::start(&stack, &USERS, PACE, unavailable_only);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Down for 3 s while reminders are pending: every one of them still
+    // fires, once.
+    stack
+        .scheduler
+        .crash_and_restart(Duration::from_secs(3))
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let committed = workload.stop().await;
+    check_everything_once(&stack, &committed).await;
+    stack.stop();
+}
