@@ -41,6 +41,18 @@ pub const REMINDER_SLACK: Duration = Duration::from_secs(12);
 const GIVE_UP_AFTER: Duration = Duration::from_secs(90);
 const OCCURRENCE_COMMAND: &str = "task.occurrence.requested";
 
+/// Which failed calls a writer retries, for faults that leave task-api up:
+/// UNAVAILABLE only (its database or a dependency away), nothing else.
+pub fn unavailable_only(code: Code) -> bool {
+    code == Code::Unavailable
+}
+
+/// For faults that take task-api (or its connection) away: a call can also
+/// break mid-flight.
+pub fn connection_lost(code: Code) -> bool {
+    matches!(code, Code::Unavailable | Code::Unknown | Code::Cancelled)
+}
+
 /// Writers running in the background.
 pub struct Workload {
     stop: Arc<AtomicBool>,

@@ -148,22 +148,9 @@ impl Kafka {
         serde_json::from_str(&text).map_err(|err| format!("{err}: {text}"))
     }
 
-    /// Each consumer group's state, members and assigned partitions
-    /// (KafkaTool `groups`).
-    pub fn groups(&self) -> Result<serde_json::Value, String> {
-        let text = self.tool("groups", &[])?;
-        serde_json::from_str(&text).map_err(|err| format!("{err}: {text}"))
-    }
-
-    /// Whether `group` has members with partitions assigned: it consumes.
-    pub fn group_is_consuming(groups: &serde_json::Value, group: &str) -> bool {
-        groups.as_array().into_iter().flatten().any(|entry| {
-            entry["group"] == group
-                && entry["state"]
-                    .as_str()
-                    .is_some_and(|state| state.eq_ignore_ascii_case("stable"))
-                && entry["partitions"].as_u64().unwrap_or(0) > 0
-        })
+    /// Waits until every one of `groups` consumes (see [`wait_until_consuming`]).
+    pub async fn wait_until_consuming(&self, groups: &[String], timeout: Duration) -> Result<(), String> {
+        wait_until_consuming(&self.class_path, &self.bootstrap(), groups, timeout).await
     }
 
     /// Republishes the dead letters of `dead_letter_topic` (all, or those
@@ -183,6 +170,46 @@ impl Kafka {
     pub fn dead_letters(&self) -> Result<serde_json::Value, String> {
         let text = self.tool("dead-letters", &["1000".to_owned()])?;
         serde_json::from_str(&text).map_err(|err| format!("{err}: {text}"))
+    }
+}
+
+/// Whether `group` has members with partitions assigned: it consumes.
+fn group_is_consuming(groups: &serde_json::Value, group: &str) -> bool {
+    groups.as_array().into_iter().flatten().any(|entry| {
+        entry["group"] == group
+            && entry["state"]
+                .as_str()
+                .is_some_and(|state| state.eq_ignore_ascii_case("stable"))
+            && entry["partitions"].as_u64().unwrap_or(0) > 0
+    })
+}
+
+/// Waits until every one of `groups` has joined and been given its
+/// partitions on the broker at `bootstrap`; on timeout, says which did not
+/// and what the broker reported.
+pub async fn wait_until_consuming(
+    class_path: &str,
+    bootstrap: &str,
+    groups: &[String],
+    timeout: std::time::Duration,
+) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let text = kafka_tool(class_path, "groups", bootstrap, &[]).unwrap_or_default();
+        let described: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let waiting: Vec<&String> = groups
+            .iter()
+            .filter(|group| !group_is_consuming(&described, group))
+            .collect();
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!(
+                "consumer groups {waiting:?} did not start consuming within {timeout:?} ({described})"
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }
 

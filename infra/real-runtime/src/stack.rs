@@ -3,10 +3,7 @@
 //! five service binaries and one daprd per service, on free ports, with
 //! the same clients a [`TestStack`](todo_core::testing::TestStack) gives.
 
-use std::{
-    path::PathBuf,
-    time::{Duration, Instant},
-};
+use std::{path::PathBuf, time::Duration};
 
 use todo_core::testing::{
     DeadLetter, Inspect, StackClients, TestDatabase, free_ports,
@@ -212,22 +209,8 @@ impl RealStack {
         // published before it joins would never reach a WatchTasks stream.
         let mut groups: Vec<String> = SERVICES.iter().map(|service| (*service).to_owned()).collect();
         groups.push(format!("{}-0", SERVICES[0]));
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            let described = self.kafka.groups().unwrap_or_default();
-            let waiting: Vec<&String> = groups
-                .iter()
-                .filter(|group| !Kafka::group_is_consuming(&described, group))
-                .collect();
-            if waiting.is_empty() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "consumer groups not consuming: {waiting:?} ({described})\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Err(err) = self.kafka.wait_until_consuming(&groups, Duration::from_secs(90)).await {
+            panic!("{err}\n{}", self.logs());
         }
     }
 

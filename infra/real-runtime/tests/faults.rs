@@ -13,26 +13,13 @@ use todo_core::{
     events::topics,
     testing::{
         Inspect,
-        workload::{Committed, Workload},
+        workload::{Committed, Workload, connection_lost, unavailable_only},
     },
 };
-use tonic::Code;
 
 const USERS: [&str; 3] = ["ann", "ben", "cat"];
 const PACE: Duration = Duration::from_millis(200);
 const CATCH_UP: Duration = Duration::from_secs(120);
-
-/// While a sidecar, the broker or a consumer is away, task-api's own RPCs
-/// keep working (the outbox waits): a client sees no error at all, or an
-/// UNAVAILABLE at worst.
-fn unavailable_only(code: Code) -> bool {
-    code == Code::Unavailable
-}
-
-/// task-api's own sidecar away: a call can also break mid-flight.
-fn connection_lost(code: Code) -> bool {
-    matches!(code, Code::Unavailable | Code::Unknown | Code::Cancelled)
-}
 
 async fn check_everything_once(stack: &RealStack, committed: &Committed) {
     let effects = committed.verify(stack, stack, CATCH_UP).await;

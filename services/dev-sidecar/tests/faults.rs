@@ -8,25 +8,14 @@ use std::time::{Duration, Instant};
 
 use todo_core::testing::{
     TestStack,
-    workload::{Committed, Workload},
+    workload::{Committed, Workload, connection_lost, unavailable_only},
 };
-use tonic::Code;
 
 const SIDECAR: &str = env!("CARGO_BIN_EXE_dev-sidecar");
 const USERS: [&str; 3] = ["ann", "ben", "cat"];
 /// One round of mutations per user this often.
 const PACE: Duration = Duration::from_millis(150);
 const CATCH_UP: Duration = Duration::from_secs(90);
-
-/// What a client sees while task-api stays up: UNAVAILABLE, nothing else.
-fn unavailable_only(code: Code) -> bool {
-    code == Code::Unavailable
-}
-
-/// While task-api itself goes away, a call can also break mid-flight.
-fn connection_lost(code: Code) -> bool {
-    matches!(code, Code::Unavailable | Code::Unknown | Code::Cancelled)
-}
 
 async fn check_everything_once(stack: &TestStack, committed: &Committed) {
     let effects = committed.verify(stack, stack, CATCH_UP).await;

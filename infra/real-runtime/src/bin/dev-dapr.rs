@@ -25,7 +25,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use real_runtime::{
     daprd::{Daprd, DaprdOptions, DaprdPorts},
@@ -291,22 +291,14 @@ async fn wait_until_consuming(
 ) -> anyhow::Result<()> {
     let mut groups: Vec<String> = apps.iter().map(|app| app.app_id.clone()).collect();
     groups.push("task-api-local".into());
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let text = kafka_tool(&installed.kafka_class_path(), "groups", bootstrap, &[]).unwrap_or_default();
-        let described: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        let waiting: Vec<&String> = groups
-            .iter()
-            .filter(|group| !Kafka::group_is_consuming(&described, group))
-            .collect();
-        if waiting.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("consumer groups {waiting:?} did not start consuming within 120 s");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    real_runtime::kafka::wait_until_consuming(
+        &installed.kafka_class_path(),
+        bootstrap,
+        &groups,
+        Duration::from_secs(120),
+    )
+    .await
+    .map_err(anyhow::Error::msg)
 }
 
 /// Brings back any process that dies, until Ctrl-C or SIGTERM.
