@@ -130,10 +130,17 @@ bench mode="full":
     flag=""; [ "{{mode}}" = "quick" ] && flag="--quick"
     TODO_PYTHON="$peers/python" target/release/todo-bench $flag --out target/bench
 
-# Every fault in turn (each consumer, task-api and dev-sidecar killed, PostgreSQL crashed) for SECONDS under a steady stream; then checks exactly-once effects and writes target/soak/report.json.
-soak seconds="300":
+# Every fault in turn under a steady stream for SECONDS, on dev-sidecar (each app and dev-sidecar killed, PostgreSQL crashed) or on `dapr` (each app and each daprd killed, the broker, the Scheduler and PostgreSQL crashed); then checks exactly-once effects and writes target/soak/report-<runtime>.json.
+soak seconds="300" runtime="sidecar":
+    #!/usr/bin/env bash
+    set -euo pipefail
     cargo build --workspace --all-features
-    SOAK_SECS={{seconds}} cargo test -q -p dev-sidecar --all-features --test faults -- --ignored --exact soak --nocapture
+    case "{{runtime}}" in
+        sidecar) SOAK_SECS={{seconds}} cargo test -q -p dev-sidecar --all-features --test faults -- --ignored --exact soak --nocapture ;;
+        dapr) infra/install.sh >/dev/null
+              SOAK_SECS={{seconds}} cargo test -q -p real-runtime --test faults -- --ignored --exact soak_on_daprd --nocapture ;;
+        *) echo "just soak SECONDS [sidecar|dapr]" >&2; exit 2 ;;
+    esac
 
 # Deploy to Minikube: Dapr control plane (with Scheduler), Kafka, PostgreSQL, Jaeger, the five services.
 deploy:

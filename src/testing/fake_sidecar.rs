@@ -10,7 +10,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
     time::{Duration, Instant},
@@ -22,8 +22,8 @@ use tower::Service;
 use crate::dapr::{
     API_TOKEN_HEADER, raw,
     runtime::{
-        BulkPublishRequest, BulkPublishResponse, DeleteJobRequest, DeleteJobResponse, PublishEventRequest,
-        ScheduleJobRequest, ScheduleJobResponse,
+        BulkPublishRequest, BulkPublishResponse, BulkPublishResponseFailedEntry, DeleteJobRequest, DeleteJobResponse,
+        PublishEventRequest, ScheduleJobRequest, ScheduleJobResponse,
     },
 };
 
@@ -81,6 +81,8 @@ struct State {
     events: Mutex<Vec<RecordedEvent>>,
     jobs: Mutex<std::collections::BTreeMap<String, RecordedJob>>,
     available: AtomicBool,
+    /// How many more bulk entries to reject (see [`FakeSidecar::reject_bulk_entries`]).
+    bulk_rejections: AtomicUsize,
     level: ApiLevel,
 }
 
@@ -97,6 +99,7 @@ impl FakeSidecar {
             events: Mutex::new(Vec::new()),
             jobs: Mutex::new(Default::default()),
             available: AtomicBool::new(true),
+            bulk_rejections: AtomicUsize::new(0),
             level,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -128,6 +131,14 @@ impl FakeSidecar {
     /// While unavailable, every call fails with UNAVAILABLE and nothing is recorded.
     pub fn set_available(&self, available: bool) {
         self.state.available.store(available, Ordering::SeqCst);
+    }
+
+    /// Rejects the next `count` bulk entries it receives (reported as failed
+    /// entries, not recorded) and accepts the rest of each call, as daprd
+    /// does with Kafka when a partition's leader comes back in the middle of
+    /// a bulk publish: earlier entries fail, later ones get through.
+    pub fn reject_bulk_entries(&self, count: usize) {
+        self.state.bulk_rejections.store(count, Ordering::SeqCst);
     }
 
     pub fn events(&self) -> Vec<RecordedEvent> {
@@ -213,7 +224,20 @@ impl Router {
         let api_token = metadata_value(request.metadata(), API_TOKEN_HEADER);
         let message = request.into_inner();
         let mut events = self.state.events.lock().expect("lock");
+        let mut failed_entries = Vec::new();
         for entry in message.entries {
+            let rejected = self
+                .state
+                .bulk_rejections
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
+                .is_ok();
+            if rejected {
+                failed_entries.push(BulkPublishResponseFailedEntry {
+                    entry_id: entry.entry_id,
+                    error: "kafka: leader not available".to_owned(),
+                });
+                continue;
+            }
             let meta = |key: &str| entry.metadata.get(key).cloned().unwrap_or_default();
             events.push(RecordedEvent {
                 topic: message.topic.clone(),
@@ -227,7 +251,7 @@ impl Router {
                 method,
             });
         }
-        Ok(Response::new(BulkPublishResponse::default()))
+        Ok(Response::new(BulkPublishResponse { failed_entries }))
     }
 }
 

@@ -10,6 +10,8 @@
 //! - [`in_process`]: an `Application` running in the test process.
 //! - [`workload`]: a steady stream of task mutations under faults, and the
 //!   check that every consumer turned each into exactly one effect.
+//! - [`soak`]: the workload for a long while with every fault a stack can
+//!   inject, on either runtime, and its report.
 //! - [`recorder`]: an AppCallback app that records deliveries and jobs and
 //!   answers as scripted, for the sidecar conformance tests.
 //! - [`process`]: start a service binary on free ports, wait until it
@@ -20,6 +22,7 @@ pub mod in_process;
 pub mod postgres;
 pub mod process;
 pub mod recorder;
+pub mod soak;
 pub mod stack;
 pub mod tokens;
 pub mod workload;

@@ -416,6 +416,41 @@ impl Inspect for TestStack {
     }
 }
 
+/// On dev-sidecar: each app killed (dev-sidecar restarts it), dev-sidecar
+/// itself killed and restarted on its data, PostgreSQL crashed for 3 s
+/// when the cluster is the test's own.
+#[tonic::async_trait]
+impl super::soak::Faults for TestStack {
+    fn runtime(&self) -> &'static str {
+        "dev-sidecar"
+    }
+
+    fn faults(&self) -> Vec<String> {
+        let mut faults: Vec<String> = SERVICES[1..]
+            .iter()
+            .chain(&SERVICES[..1])
+            .map(|s| (*s).to_owned())
+            .collect();
+        faults.push("dev-sidecar".to_owned());
+        if self.database.owns_server() {
+            faults.push("postgresql".to_owned());
+        }
+        faults
+    }
+
+    async fn inject(&mut self, fault: &str) {
+        match fault {
+            "dev-sidecar" => self.crash_and_restart_sidecar().await,
+            "postgresql" => {
+                self.database.crash_server();
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                self.database.restart_server();
+            }
+            app => self.crash_app(app).await,
+        }
+    }
+}
+
 fn run_file_text(bin_dir: &Path, ports: &[(&str, AppPorts)]) -> String {
     let mut text = String::from("version: 1\ncommon:\n  appProtocol: grpc\napps:\n");
     for (name, port) in ports {

@@ -24,6 +24,7 @@ use tonic::{Code, Response, Status};
 
 use super::{Inspect, StackClients, stack::Authed};
 use crate::{
+    events::topics,
     proto::v1::{
         AuditRecord, CompleteTaskRequest, CreateTaskRequest, Frequency, ListAuditRecordsRequest,
         ListNotificationsRequest, ListTasksRequest, Notification, Recurrence, Task, VerifyAuditChainRequest,
@@ -248,6 +249,35 @@ impl Committed {
 
     pub fn failures(&self) -> impl Iterator<Item = &(Code, Duration)> {
         self.users.iter().flat_map(|user| &user.failures)
+    }
+
+    /// The check every fault test and the soak end with: [`Self::verify`],
+    /// the workload did each kind of thing, and no dead-letter topic holds
+    /// anything.
+    pub async fn verify_with_no_dead_letters(
+        &self,
+        stack: &StackClients,
+        runtime: &dyn Inspect,
+        timeout: Duration,
+    ) -> Effects {
+        let effects = self.verify(stack, runtime, timeout).await;
+        assert!(
+            self.mutations() > 0 && effects.notifications > 0 && effects.occurrences > 0,
+            "the workload made mutations, notifications and occurrences: {effects:?}"
+        );
+        for topic in [topics::TASK_EVENTS, topics::TASK_COMMANDS, topics::REMINDERS] {
+            let dead = runtime
+                .dead_letters(&topics::dead_letter(topic))
+                .await
+                .expect("read the dead-letter topics");
+            assert!(dead.is_empty(), "nothing dead-lettered on {topic}: {dead:?}");
+        }
+        eprintln!(
+            "{} mutations acknowledged, {} retried calls; effects: {effects:?}",
+            self.mutations(),
+            self.failures().count()
+        );
+        effects
     }
 
     /// Waits (up to `timeout` per user) until the consumers have caught up,

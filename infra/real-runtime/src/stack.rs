@@ -7,6 +7,7 @@ use std::{path::PathBuf, time::Duration};
 
 use todo_core::testing::{
     DeadLetter, Inspect, StackClients, TestDatabase, free_ports,
+    soak::Faults,
     stack::{AppPorts, JWT_SECRET, SERVICES},
 };
 
@@ -28,7 +29,13 @@ pub struct RealStackOptions {
     pub jaeger: bool,
     /// Extra environment for every service.
     pub service_env: Vec<(String, String)>,
+    /// Run a second task-api (`task-api-1`, its own daprd, same app id and
+    /// consumer group), as a deployment with two replicas.
+    pub second_task_api: bool,
 }
+
+/// The second task-api's name in [`StackClients`] and its pod name.
+pub const SECOND_TASK_API: &str = "task-api-1";
 
 pub struct RealStack {
     pub clients: StackClients,
@@ -37,8 +44,11 @@ pub struct RealStack {
     pub kafka: Kafka,
     pub scheduler: Scheduler,
     pub jaeger: Option<Jaeger>,
+    /// One per instance, in the order of `instances`.
     pub daprds: Vec<Daprd>,
     pub apps: Vec<Proc>,
+    /// Every app instance's name: the services, then `task-api-1` if asked for.
+    pub instances: Vec<&'static str>,
 }
 
 /// The service binaries, next to the test binary's target directory.
@@ -64,7 +74,11 @@ impl RealStack {
             eprintln!("real runtime files kept in {}", dir.path().display());
         }
         let output = |name: &str| Output::File(dir.path().join(format!("{name}.log")));
-        let mut picked = free_ports(SERVICES.len() * 4 + 7 + 4).into_iter();
+        let mut instances = SERVICES.to_vec();
+        if options.second_task_api {
+            instances.push(SECOND_TASK_API);
+        }
+        let mut picked = free_ports(instances.len() * 4 + 7 + 4).into_iter();
         let mut next = || picked.next().expect("enough ports");
 
         let kafka = Kafka::start(
@@ -129,14 +143,18 @@ impl RealStack {
         } else {
             "warn"
         };
-        for service in SERVICES {
+        for &instance in &instances {
+            let (service, pod_name) = match instance {
+                SECOND_TASK_API => ("task-api", SECOND_TASK_API.to_owned()),
+                service => (service, format!("{service}-0")),
+            };
             let app_ports = AppPorts {
                 app: next(),
                 dapr_grpc: next(),
                 dapr_http: next(),
             };
             let internal = next();
-            let mut spec = Spec::new(service, bin_dir.join(service), output(service))
+            let mut spec = Spec::new(instance, bin_dir.join(service), output(instance))
                 .env("APP_ID", service)
                 .env("APP_HOST", "127.0.0.1")
                 .env("APP_PORT", app_ports.app.to_string())
@@ -174,15 +192,15 @@ impl RealStack {
                         dapr_api_token: None,
                         app_health_check: true,
                         log_level: std::env::var("REAL_RUNTIME_DAPRD_LOG").unwrap_or_else(|_| "warn".into()),
-                        pod_name: format!("{service}-0"),
+                        pod_name,
                     },
-                    output(&format!("daprd-{service}")),
+                    output(&format!("daprd-{instance}")),
                     false,
                 )
                 .await
                 .unwrap_or_else(|err| panic!("{err}")),
             );
-            ports.push((service, app_ports));
+            ports.push((instance, app_ports));
         }
         let stack = Self {
             clients: StackClients { ports },
@@ -193,6 +211,7 @@ impl RealStack {
             jaeger,
             daprds,
             apps,
+            instances,
         };
         stack.wait_until_ready().await;
         stack
@@ -209,6 +228,9 @@ impl RealStack {
         // published before it joins would never reach a WatchTasks stream.
         let mut groups: Vec<String> = SERVICES.iter().map(|service| (*service).to_owned()).collect();
         groups.push(format!("{}-0", SERVICES[0]));
+        if self.instances.contains(&SECOND_TASK_API) {
+            groups.push(SECOND_TASK_API.to_owned());
+        }
         if let Err(err) = self.kafka.wait_until_consuming(&groups, Duration::from_secs(90)).await {
             panic!("{err}\n{}", self.logs());
         }
@@ -218,30 +240,78 @@ impl RealStack {
         logs_in(self.dir.path())
     }
 
-    fn app_index(&self, service: &str) -> usize {
-        SERVICES
+    fn app_index(&self, instance: &str) -> usize {
+        self.instances
             .iter()
-            .position(|name| *name == service)
-            .unwrap_or_else(|| panic!("unknown service {service}"))
+            .position(|name| *name == instance)
+            .unwrap_or_else(|| panic!("unknown app instance {instance}"))
     }
 
-    /// kill -9 `service` and start it again; waits until it listens.
-    pub async fn crash_app(&mut self, service: &str) {
-        let index = self.app_index(service);
+    /// kill -9 `instance` and start it again; waits until it listens.
+    pub async fn crash_app(&mut self, instance: &str) {
+        self.kill_app(instance);
+        self.start_app(instance).await;
+    }
+
+    /// kill -9 `instance`, and leave it down.
+    pub fn kill_app(&mut self, instance: &str) {
+        let index = self.app_index(instance);
+        self.apps[index].kill();
+    }
+
+    /// Starts `instance` again (after [`Self::kill_app`]); waits until it
+    /// listens.
+    pub async fn start_app(&mut self, instance: &str) {
+        let index = self.app_index(instance);
         self.apps[index].restart().expect("restart the app");
-        let port = self.clients.port(service).app;
-        wait_for_port(service, port, Duration::from_secs(30))
+        let port = self.clients.port(instance).app;
+        wait_for_port(instance, port, Duration::from_secs(30))
             .await
             .unwrap_or_else(|err| panic!("{err}"));
     }
 
-    /// kill -9 `service`'s daprd and start it again.
-    pub async fn crash_sidecar(&mut self, service: &str) {
-        let index = self.app_index(service);
+    /// kill -9 `instance`'s daprd and start it again.
+    pub async fn crash_sidecar(&mut self, instance: &str) {
+        let index = self.app_index(instance);
         self.daprds[index]
             .crash_and_restart()
             .await
             .unwrap_or_else(|err| panic!("{err}"));
+    }
+
+    /// Freezes `instance`'s daprd (SIGSTOP): its ports accept connections
+    /// but nothing answers, as with a hung sidecar, until
+    /// [`Self::thaw_sidecar`].
+    pub fn freeze_sidecar(&self, instance: &str) {
+        self.daprds[self.app_index(instance)]
+            .proc
+            .signal(rustix::process::Signal::STOP);
+    }
+
+    pub fn thaw_sidecar(&self, instance: &str) {
+        self.daprds[self.app_index(instance)]
+            .proc
+            .signal(rustix::process::Signal::CONT);
+    }
+
+    /// The first half of a rolling restart, as Kubernetes replaces a pod:
+    /// SIGTERM to the app (it drains through its sidecar), then to its
+    /// daprd (which leaves the consumer group, so the group rebalances).
+    pub fn terminate(&mut self, instance: &str) {
+        let index = self.app_index(instance);
+        self.apps[index].stop(Duration::from_secs(20));
+        self.daprds[index].proc.stop(Duration::from_secs(20));
+    }
+
+    /// The second half: daprd and the app started again, back when the
+    /// sidecar reports healthy (which needs the app).
+    pub async fn start_terminated(&mut self, instance: &str) {
+        let index = self.app_index(instance);
+        self.daprds[index].proc.restart().expect("start daprd again");
+        self.start_app(instance).await;
+        if let Err(err) = self.daprds[index].wait_until_healthy(Duration::from_secs(60)).await {
+            panic!("{err}");
+        }
     }
 
     /// Stops everything: apps first (they drain through their sidecars),
@@ -305,5 +375,51 @@ impl Inspect for RealStack {
 
     async fn lag(&self) -> Result<serde_json::Value, String> {
         self.kafka.lag()
+    }
+}
+
+/// On the real runtime: each app killed and restarted with its daprd up,
+/// each daprd killed and restarted, PostgreSQL crashed for 3 s (when the
+/// cluster is the test's own), the Kafka broker killed for 4 s and the
+/// Scheduler for 3 s, each restarted on its own data.
+#[tonic::async_trait]
+impl Faults for RealStack {
+    fn runtime(&self) -> &'static str {
+        "daprd"
+    }
+
+    fn faults(&self) -> Vec<String> {
+        let mut faults = Vec::new();
+        for instance in self.instances.iter().skip(1).chain(&self.instances[..1]) {
+            faults.push((*instance).to_owned());
+            faults.push(format!("daprd/{instance}"));
+        }
+        faults.push("kafka".to_owned());
+        faults.push("scheduler".to_owned());
+        if self.database.owns_server() {
+            faults.push("postgresql".to_owned());
+        }
+        faults
+    }
+
+    async fn inject(&mut self, fault: &str) {
+        match fault {
+            "kafka" => self.kafka.crash_and_restart(Duration::from_secs(4)).await,
+            "scheduler" => self.scheduler.crash_and_restart(Duration::from_secs(3)).await,
+            "postgresql" => {
+                self.database.crash_server();
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                self.database.restart_server();
+                Ok(())
+            }
+            other => {
+                match other.strip_prefix("daprd/") {
+                    Some(instance) => self.crash_sidecar(instance).await,
+                    None => self.crash_app(other).await,
+                }
+                Ok(())
+            }
+        }
+        .unwrap_or_else(|err| panic!("{fault}: {err}"));
     }
 }

@@ -55,6 +55,7 @@ async fn a_completion_is_one_trace_across_services_and_sidecars_in_jaeger() {
     let stack = RealStack::start(RealStackOptions {
         jaeger: true,
         service_env: vec![("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into())],
+        ..RealStackOptions::default()
     })
     .await;
     stack.complete_a_recurring_task("alice", "traced").await;

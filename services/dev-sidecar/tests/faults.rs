@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use todo_core::testing::{
     TestStack,
+    soak::Soak,
     workload::{Committed, Workload, connection_lost, unavailable_only},
 };
 
@@ -18,15 +19,7 @@ const PACE: Duration = Duration::from_millis(150);
 const CATCH_UP: Duration = Duration::from_secs(90);
 
 async fn check_everything_once(stack: &TestStack, committed: &Committed) {
-    let effects = committed.verify(stack, stack, CATCH_UP).await;
-    assert!(committed.mutations() > 0 && effects.notifications > 0 && effects.occurrences > 0);
-    let dead = stack.inspect("/dead-letters").await.expect("inspect dead letters");
-    assert_eq!(dead.as_array().map(Vec::len), Some(0), "nothing dead-lettered: {dead}");
-    eprintln!(
-        "{} mutations acknowledged, {} retried calls; effects: {effects:?}",
-        committed.mutations(),
-        committed.failures().count()
-    );
+    committed.verify_with_no_dead_letters(stack, stack, CATCH_UP).await;
 }
 
 #[tokio::test]
@@ -121,81 +114,13 @@ async fn a_postgres_outage_fails_rpcs_fast_and_loses_nothing() {
 }
 
 /// `just soak [SECONDS]`: every fault above in turn, over and over, under a
-/// steady stream from more users, then the same exactly-once check. Prints
-/// the figures and writes them to `target/soak/report.json`.
+/// steady stream from more users, then the same exactly-once check
+/// (`todo_core::testing::soak`, the same on daprd). Prints the figures and
+/// writes them to `target/soak/report-dev-sidecar.json`.
 #[tokio::test]
 #[ignore = "long-running: `just soak`"]
 async fn soak() {
-    let seconds: u64 = std::env::var("SOAK_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(300);
-    // Four users at 300 ms: about 50 mutations/s (plus their occurrences),
-    // which the debug build of the whole stack digests on two cores while
-    // faults keep interrupting it. A saturated stack would fall behind by
-    // more than REMINDER_SLACK and rightly skip reminders already past.
-    let users: Vec<String> = (1..=4).map(|n| format!("soak-{n}")).collect();
-    let users: Vec<&str> = users.iter().map(String::as_str).collect();
     let mut stack = TestStack::start(SIDECAR, &[]).await;
-    let started = Instant::now();
-    let workload = Workload::start(&stack, &users, Duration::from_millis(300), connection_lost);
-    let faults = [
-        "audit-service",
-        "recurring-service",
-        "reminder-service",
-        "notification-service",
-        "task-api",
-        "dev-sidecar",
-        "postgresql",
-    ];
-    let mut injected = std::collections::BTreeMap::<&str, u64>::new();
-    for fault in faults.iter().cycle() {
-        if started.elapsed() >= Duration::from_secs(seconds) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        match *fault {
-            "dev-sidecar" => stack.crash_and_restart_sidecar().await,
-            "postgresql" if stack.database.owns_server() => {
-                stack.database.crash_server();
-                tokio::time::sleep(Duration::from_secs(3)).await;
-                stack.database.restart_server();
-            }
-            "postgresql" => continue,
-            app => stack.crash_app(app).await,
-        }
-        *injected.entry(fault).or_default() += 1;
-        eprintln!("{:>5.0?} s: killed {fault}", started.elapsed().as_secs_f64());
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let committed = workload.stop().await;
-    let streamed_for = started.elapsed();
-    let effects = committed.verify(&stack, &stack, Duration::from_secs(120)).await;
-    let dead = stack.inspect("/dead-letters").await.expect("inspect dead letters");
-    assert_eq!(dead.as_array().map(Vec::len), Some(0), "nothing dead-lettered: {dead}");
-
-    let report = serde_json::json!({
-        "streamed_seconds": streamed_for.as_secs_f64().round(),
-        "users": users.len(),
-        "mutations_acknowledged": committed.mutations(),
-        "calls_retried": committed.failures().count(),
-        "faults_injected": injected,
-        "faults_total": injected.values().sum::<u64>(),
-        "effects": {
-            "audit_records": effects.audit_records,
-            "next_occurrences": effects.occurrences,
-            "notifications": effects.notifications,
-        },
-        // The check above fails on any missing or repeated effect, so a
-        // report is only written when both are zero.
-        "lost": 0,
-        "duplicated": 0,
-        "dead_lettered": 0,
-    });
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/soak");
-    std::fs::create_dir_all(&dir).expect("create target/soak");
-    let text = serde_json::to_string_pretty(&report).expect("json");
-    std::fs::write(dir.join("report.json"), &text).expect("write the report");
-    println!("{text}");
+    Soak::from_env().run(&mut stack, Duration::from_secs(120)).await;
     stack.stop().await;
 }

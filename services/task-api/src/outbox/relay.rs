@@ -152,45 +152,47 @@ impl Relay {
 
     /// Publishes the oldest batch; returns how many rows were published
     /// (database errors outside, publish errors inside).
+    ///
+    /// A bulk publish can fail part way in any pattern: on Kafka, the
+    /// first entries of a partition can fail while later ones are accepted
+    /// (sarama gives up on a message while the leader is unknown and sends
+    /// the next once it is back). So one call never carries two rows of
+    /// the same partition key: the batch goes out in [`waves`], each after
+    /// the previous one was accepted, and a wave with any failure ends the
+    /// attempt — a row is published only once every earlier row of its
+    /// user is, which keeps per-user commit order.
     async fn publish_once(&self, conn: &mut PgConnection) -> sqlx::Result<Result<usize, PublishError>> {
         let rows = outbox::oldest(conn, self.config.batch_size).await?;
         if rows.is_empty() {
             return Ok(Ok(0));
         }
-        // All rows of one batch share a topic today; group in commit order
-        // in case another topic ever joins the outbox.
         let mut published = Vec::with_capacity(rows.len());
         let mut failure = None;
-        for group in rows.chunk_by(|a, b| a.topic == b.topic) {
+        'waves: for wave in waves(&rows) {
             // One producer span per event, each continuing the trace of the
-            // RPC that made the change; they end when the batch is accepted.
-            let spans: Vec<tracing::Span> = group.iter().map(publish_span).collect();
-            let events: Vec<OutgoingEvent> = group
-                .iter()
-                .zip(&spans)
-                .map(|(row, span)| outgoing(row, span))
-                .collect();
-            match self.publisher.publish_bulk(&group[0].topic, &events).await {
-                Ok(()) => published.extend(group.iter().map(|row| row.id)),
+            // RPC that made the change; they end when the wave is accepted.
+            let spans: Vec<tracing::Span> = wave.iter().map(|row| publish_span(row)).collect();
+            let events: Vec<OutgoingEvent> = wave.iter().zip(&spans).map(|(row, span)| outgoing(row, span)).collect();
+            match self.publisher.publish_bulk(&wave[0].topic, &events).await {
+                Ok(()) => published.extend(wave.iter().map(|row| row.id)),
                 Err(PublishError::PartialBatch { failed_ids, .. }) => {
                     // Accepted entries are out; only the rejected ones stay.
                     published.extend(
-                        group
-                            .iter()
+                        wave.iter()
                             .filter(|row| !failed_ids.contains(&row.event_id.to_string()))
                             .map(|row| row.id),
                     );
                     failure = Some(PublishError::PartialBatch {
                         failed: failed_ids.len(),
-                        total: group.len(),
+                        total: wave.len(),
                         first_error: "see sidecar logs".into(),
                         failed_ids,
                     });
-                    break;
+                    break 'waves;
                 }
                 Err(err) => {
                     failure = Some(err);
-                    break;
+                    break 'waves;
                 }
             }
         }
@@ -202,6 +204,30 @@ impl Relay {
             None => Ok(published.len()),
         })
     }
+}
+
+/// Splits `rows` (in commit order) into publish calls that can each fail
+/// in part without breaking per-user order: every call has one topic and at
+/// most one row per partition key, and a key's rows are in successive
+/// calls in commit order. Rows of one topic stay together in commit order
+/// (the outbox holds one topic today); wave k of a topic holds each key's
+/// k-th row, so many users' rows still travel together.
+fn waves(rows: &[OutboxRow]) -> Vec<Vec<&OutboxRow>> {
+    let mut calls = Vec::new();
+    for topic in rows.chunk_by(|a, b| a.topic == b.topic) {
+        let mut seen = std::collections::HashMap::<&str, usize>::new();
+        let mut topic_waves: Vec<Vec<&OutboxRow>> = Vec::new();
+        for row in topic {
+            let nth = seen.entry(row.partition_key.as_str()).or_default();
+            if *nth == topic_waves.len() {
+                topic_waves.push(Vec::new());
+            }
+            topic_waves[*nth].push(row);
+            *nth += 1;
+        }
+        calls.extend(topic_waves);
+    }
+    calls
 }
 
 fn publish_span(row: &OutboxRow) -> tracing::Span {
@@ -226,5 +252,54 @@ fn outgoing(row: &OutboxRow, span: &tracing::Span) -> OutgoingEvent {
         data: row.payload.clone(),
         content_type: WIRE_FORMAT,
         traceparent: todo_core::telemetry::traceparent_of(span).or_else(|| row.traceparent.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: i64, topic: &str, key: &str) -> OutboxRow {
+        OutboxRow {
+            id,
+            event_id: uuid::Uuid::now_v7(),
+            topic: topic.to_owned(),
+            event_type: "task.created".to_owned(),
+            partition_key: key.to_owned(),
+            payload: Vec::new(),
+            traceparent: None,
+        }
+    }
+
+    fn ids(calls: &[Vec<&OutboxRow>]) -> Vec<Vec<i64>> {
+        calls
+            .iter()
+            .map(|call| call.iter().map(|row| row.id).collect())
+            .collect()
+    }
+
+    #[test]
+    fn each_call_holds_at_most_one_row_per_user_in_commit_order() {
+        let rows = [
+            row(1, "t", "ann"),
+            row(2, "t", "ann"),
+            row(3, "t", "ben"),
+            row(4, "t", "ann"),
+            row(5, "t", "ben"),
+            row(6, "t", "cat"),
+        ];
+        assert_eq!(ids(&waves(&rows)), vec![vec![1, 3, 6], vec![2, 5], vec![4]]);
+    }
+
+    #[test]
+    fn many_users_travel_in_one_call() {
+        let rows: Vec<OutboxRow> = (0..50).map(|n| row(n, "t", &format!("user-{n}"))).collect();
+        assert_eq!(waves(&rows).len(), 1);
+    }
+
+    #[test]
+    fn a_call_never_mixes_topics() {
+        let rows = [row(1, "a", "ann"), row(2, "b", "ann"), row(3, "a", "ben")];
+        assert_eq!(ids(&waves(&rows)), vec![vec![1], vec![2], vec![3]]);
     }
 }
