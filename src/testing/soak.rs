@@ -65,7 +65,7 @@ impl Soak {
         let users: Vec<&str> = users.iter().map(String::as_str).collect();
         let faults = stack.faults();
         let started = Instant::now();
-        let workload = Workload::start(&**stack, &users, self.pace, connection_lost);
+        let workload = Workload::start(stack, &users, self.pace, connection_lost);
         let mut injected = BTreeMap::<String, u64>::new();
         for fault in faults.iter().cycle() {
             if started.elapsed() >= self.duration {
@@ -84,7 +84,7 @@ impl Soak {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let committed = workload.stop().await;
         let streamed_for = started.elapsed();
-        let effects = committed.verify_with_no_dead_letters(&**stack, &*stack, catch_up).await;
+        let effects = committed.verify_with_no_dead_letters(stack, &*stack, catch_up).await;
         let report = serde_json::json!({
             "runtime": stack.runtime(),
             "streamed_seconds": streamed_for.as_secs_f64().round(),

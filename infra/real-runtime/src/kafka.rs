@@ -78,7 +78,10 @@ impl Kafka {
         if !data.join("meta.properties").exists() {
             let status = Command::new("java")
                 .args(["-cp", &class_path, "kafka.tools.StorageTool", "format", "--standalone"])
-                .args(["-t", &cluster_id(), "-c"])
+                // `=`: a generated id can start with `-`, which the tool
+                // would take for an option.
+                .arg(format!("--cluster-id={}", cluster_id()))
+                .arg("-c")
                 .arg(&properties)
                 .stdout(std::process::Stdio::null())
                 .status()

@@ -240,6 +240,11 @@ impl RealStack {
         logs_in(self.dir.path())
     }
 
+    /// Everything `instance`'s daprd has logged so far (at its log level).
+    pub fn sidecar_log(&self, instance: &str) -> String {
+        self.daprds[self.app_index(instance)].proc.log_tail(usize::MAX)
+    }
+
     fn app_index(&self, instance: &str) -> usize {
         self.instances
             .iter()

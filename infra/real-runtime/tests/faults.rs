@@ -11,7 +11,7 @@ use std::time::Duration;
 use real_runtime::stack::{RealStack, RealStackOptions, SECOND_TASK_API};
 use todo_core::testing::{
     soak::Soak,
-    workload::{Committed, Workload, connection_lost, unavailable_only},
+    workload::{Committed, REMINDER_SLACK, Workload, connection_lost, unavailable_only},
 };
 
 const USERS: [&str; 3] = ["ann", "ben", "cat"];
@@ -61,23 +61,19 @@ async fn each_consumer_killed_while_its_daprd_stays_up_on_daprd() {
     stack.stop();
 }
 
-/// Fails today, and is kept to be fixed (issue: faults on the real
-/// runtime): task events, audit records and occurrences all come through a
-/// 4 s broker outage exactly once, but the reminders that come due around
-/// it never reach Kafka: their job triggers fail while reminder-service's
-/// publishes fail (UNAVAILABLE), and the logs show no further trigger
-/// attempts afterwards, although the jobs carry a 5 s × 720 failure
-/// policy that the Scheduler-restart test sees applied. Only the reminders
-/// from before the outage arrive (3 of 39).
-/// `cargo nextest run -p real-runtime --run-ignored only` runs it.
+/// The broker goes away while task events are published and consumed and
+/// while reminders come due: task-api's relay keeps its rows, consumers
+/// resume from their committed offsets, and reminder-service answers its
+/// job triggers with an error while its publishes fail, so the Scheduler
+/// tries them again (every 5 s) until the broker is back.
 #[tokio::test]
-#[ignore = "reminders after a broker restart do not arrive in time; see the comment"]
 async fn the_broker_killed_mid_stream_on_daprd() {
     let mut stack = RealStack::start(RealStackOptions::default()).await;
     let workload = Workload::start(&stack, &USERS, PACE, unavailable_only);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    // Kafka down for 4 s, started again on the same log: the relays keep
-    // their rows, the consumers resume from their committed offsets.
+    // The first reminders come due REMINDER_SLACK after the start: the
+    // outage begins just after them.
+    tokio::time::sleep(REMINDER_SLACK + Duration::from_secs(1)).await;
+    // Kafka down for 4 s, started again on the same log.
     stack
         .kafka
         .crash_and_restart(Duration::from_secs(4))
@@ -89,15 +85,14 @@ async fn the_broker_killed_mid_stream_on_daprd() {
     stack.stop();
 }
 
-/// Fails today, and is kept to be fixed (issue: faults on the real
-/// runtime): after a Scheduler restart daprd 1.18.2 takes about 25 s to
-/// reconnect its job stream, ScheduleJob calls hang meanwhile (until the
-/// services' 15 s call timeout), and the burst of triggers that follows
-/// meets reminder-service's publishes failing until the Resiliency circuit
-/// breaker on `pubsub` opens — most reminders then miss the test's two
-/// minutes. `cargo nextest run -p real-runtime --run-ignored only` runs it.
+/// The Scheduler killed while reminders are pending. Restarted after a
+/// kill -9 it waits out its old leadership lease (20 s, fixed in
+/// go-etcd-cron) before it serves anything, so for about 25 s ScheduleJob
+/// calls fail (reminder-service answers RETRY and daprd redelivers the task
+/// events) and nothing triggers. Then the jobs that came due meanwhile
+/// fire at once, each exactly once, and reminders that were scheduled late
+/// fire at once too (within reminder-service's 10-minute grace).
 #[tokio::test]
-#[ignore = "daprd's recovery from a Scheduler restart loses the reminders' window; see the comment"]
 async fn the_scheduler_killed_while_reminders_are_pending_on_daprd() {
     let mut stack = RealStack::start(RealStackOptions::default()).await;
     let workload = Workload::start(&stack, &USERS, PACE, unavailable_only);
@@ -190,6 +185,18 @@ async fn a_rolling_restart_of_two_task_apis_mid_retry_on_daprd() {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     let committed = workload.stop().await;
+    let retried = [SECOND_TASK_API, "task-api"]
+        .iter()
+        .filter(|instance| {
+            stack
+                .sidecar_log(instance)
+                .contains("retriable error while publishing a subscribed message to topic task-commands")
+        })
+        .count();
+    assert!(
+        retried > 0,
+        "task-api's deliveries were being retried during the restarts"
+    );
     check_everything_once(&stack, &committed).await;
     stack.stop();
 }
