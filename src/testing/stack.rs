@@ -80,14 +80,42 @@ pub struct TestStack {
     sidecar_env: Vec<(String, String)>,
 }
 
-/// Adds a bearer token to every call.
+/// Sends a test user's token, minting a fresh one before the last expires,
+/// so clients that run for longer than a token lives (the soak) keep going.
 #[derive(Clone)]
-pub struct Bearer(String);
+pub struct Bearer {
+    user: String,
+    header: MetadataValue<tonic::metadata::Ascii>,
+    minted: Instant,
+}
+
+impl Bearer {
+    /// Lifetime of each token, and when a new one is minted.
+    const TTL_SECS: u64 = 600;
+    const RENEW_AFTER: Duration = Duration::from_secs(Self::TTL_SECS / 2);
+
+    pub fn new(user: &str) -> Self {
+        Self {
+            user: user.to_owned(),
+            header: Self::header(user),
+            minted: Instant::now(),
+        }
+    }
+
+    fn header(user: &str) -> MetadataValue<tonic::metadata::Ascii> {
+        format!("Bearer {}", tokens::hs256(JWT_SECRET, user, Self::TTL_SECS))
+            .parse()
+            .expect("ascii token")
+    }
+}
 
 impl Interceptor for Bearer {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let value: MetadataValue<_> = format!("Bearer {}", self.0).parse().expect("ascii token");
-        request.metadata_mut().insert("authorization", value);
+        if self.minted.elapsed() >= Self::RENEW_AFTER {
+            self.header = Self::header(&self.user);
+            self.minted = Instant::now();
+        }
+        request.metadata_mut().insert("authorization", self.header.clone());
         Ok(request)
     }
 }
@@ -359,28 +387,25 @@ impl StackClients {
     }
 
     pub fn token(user: &str) -> String {
-        tokens::hs256(JWT_SECRET, user, 600)
+        tokens::hs256(JWT_SECRET, user, Bearer::TTL_SECS)
     }
 
     /// A lazy channel to `service` that sends `user`'s token, for clients
     /// that must survive the service restarting.
     pub fn lazy_authed(&self, service: &str, user: &str) -> Authed {
-        InterceptedService::new(self.lazy_channel(service), Bearer(Self::token(user)))
+        InterceptedService::new(self.lazy_channel(service), Bearer::new(user))
     }
 
     pub async fn tasks(&self, user: &str) -> TaskServiceClient<Authed> {
-        TaskServiceClient::with_interceptor(self.channel("task-api").await, Bearer(Self::token(user)))
+        TaskServiceClient::with_interceptor(self.channel("task-api").await, Bearer::new(user))
     }
 
     pub async fn audit(&self, user: &str) -> AuditServiceClient<Authed> {
-        AuditServiceClient::with_interceptor(self.channel("audit-service").await, Bearer(Self::token(user)))
+        AuditServiceClient::with_interceptor(self.channel("audit-service").await, Bearer::new(user))
     }
 
     pub async fn notifications(&self, user: &str) -> NotificationServiceClient<Authed> {
-        NotificationServiceClient::with_interceptor(
-            self.channel("notification-service").await,
-            Bearer(Self::token(user)),
-        )
+        NotificationServiceClient::with_interceptor(self.channel("notification-service").await, Bearer::new(user))
     }
 }
 

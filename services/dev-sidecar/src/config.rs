@@ -32,6 +32,18 @@ pub struct Config {
     /// Longest wait between redeliveries, in milliseconds.
     #[arg(long, env = "DEV_SIDECAR_RETRY_MAX_MS", default_value_t = 5000)]
     pub retry_max_ms: u64,
+    /// Retention per partition, in MiB: events every consumer group has
+    /// committed are trimmed, oldest first, beyond this size (as Kafka's
+    /// `retention.bytes`). What a group has not committed always stays.
+    #[arg(long, env = "DEV_SIDECAR_RETENTION_MB", default_value_t = 16)]
+    pub retention_mb: u64,
+    /// Retention by age, in hours: committed events older than this are
+    /// trimmed (as Kafka's `retention.ms`).
+    #[arg(long, env = "DEV_SIDECAR_RETENTION_HOURS", default_value_t = 24)]
+    pub retention_hours: u64,
+    /// How often retention is applied, in milliseconds.
+    #[arg(long, env = "DEV_SIDECAR_RETENTION_CHECK_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..))]
+    pub retention_check_ms: u64,
     /// HTTP port of the inspection surface (topics, lag, dead letters, jobs).
     #[arg(long, env = "DEV_SIDECAR_ADMIN_PORT", default_value_t = 50100)]
     pub admin_port: u16,
@@ -68,6 +80,13 @@ impl Config {
             max_retries: self.max_retries,
             initial_backoff: Duration::from_millis(self.retry_initial_ms.max(1)),
             max_backoff: Duration::from_millis(self.retry_max_ms.max(self.retry_initial_ms).max(1)),
+        }
+    }
+
+    pub fn retention(&self) -> crate::log::Retention {
+        crate::log::Retention {
+            max_bytes: self.retention_mb.saturating_mul(1 << 20),
+            max_age: Duration::from_secs(self.retention_hours.saturating_mul(3600)),
         }
     }
 

@@ -141,6 +141,12 @@ impl Application {
             signal: self.jobs.clone(),
         };
         tokio::spawn(scheduler.run(workers_stop.clone()));
+        tokio::spawn(apply_retention(
+            self.log.clone(),
+            self.config.retention(),
+            Duration::from_millis(self.config.retention_check_ms),
+            workers_stop.clone(),
+        ));
         for app in &self.apps {
             delivery::start(
                 app.app_id.clone(),
@@ -178,5 +184,21 @@ impl Application {
             }
         }
         Ok(())
+    }
+}
+
+/// Trims the log every `every` until `stop` (see `log::retention`).
+async fn apply_retention(log: Log, retention: crate::log::Retention, every: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        match log.trim(retention).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::debug!(removed, "log trimmed"),
+            Err(err) => tracing::warn!(error = %err, "trimming the log failed"),
+        }
     }
 }

@@ -72,6 +72,9 @@ impl Consumer {
                 return;
             }
         };
+        // Registers the group on this partition before it reads anything, so
+        // retention keeps what it has yet to see.
+        self.log.commit(&group, &topic, self.partition, next);
         let bulk = self
             .subscription
             .bulk_subscribe

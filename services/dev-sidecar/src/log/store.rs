@@ -23,7 +23,10 @@ use prost::Message;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::record::{StoredEvent, StoredJob};
+use super::{
+    record::{StoredEvent, StoredJob},
+    retention::{self, Entry, Retention},
+};
 
 const EVENTS: TableDefinition<(&str, u32, u64), &[u8]> = TableDefinition::new("events");
 const OFFSETS: TableDefinition<(&str, &str, u32), u64> = TableDefinition::new("offsets");
@@ -32,6 +35,9 @@ const TOPICS: TableDefinition<&str, u32> = TableDefinition::new("topics");
 
 /// Requests taken into one transaction at most.
 const MAX_GROUP: usize = 256;
+/// redb's page cache. Its default (1 GiB) let dev-sidecar's memory grow with
+/// the log; the hot part is the heads of the partitions, which fit easily.
+const CACHE_BYTES: usize = 16 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -64,6 +70,11 @@ enum Write {
         app_id: String,
         name: String,
         reply: oneshot::Sender<Result<bool, LogError>>,
+    },
+    /// Deletes each (topic, partition)'s events below the offset.
+    Trim {
+        cuts: Vec<(String, u32, u64)>,
+        reply: oneshot::Sender<Result<u64, LogError>>,
     },
 }
 
@@ -216,6 +227,26 @@ impl Log {
         let _ = tokio::time::timeout(std::time::Duration::from_millis(500), self.appended.notified()).await;
     }
 
+    /// Applies `retention` to every partition (see [`retention`]); returns
+    /// how many events went. The plan is made in a read transaction, so
+    /// publishers wait only for the deletes.
+    pub async fn trim(&self, retention: Retention) -> Result<u64, LogError> {
+        let db = self.db.clone();
+        let heads = self.heads();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let cuts = tokio::task::spawn_blocking(move || plan_cuts(&db, &heads, retention, now_ms))
+            .await
+            .map_err(storage)??;
+        if cuts.is_empty() {
+            return Ok(0);
+        }
+        let (reply, answer) = oneshot::channel();
+        self.writes
+            .send(Write::Trim { cuts, reply })
+            .map_err(|_| LogError::Closed)?;
+        answer.await.map_err(|_| LogError::Closed)?
+    }
+
     pub async fn put_job(&self, job: StoredJob) -> Result<(), LogError> {
         let (reply, answer) = oneshot::channel();
         self.writes
@@ -269,7 +300,7 @@ impl Log {
 fn open_database(path: &Path) -> Result<Database, LogError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        match Database::create(path) {
+        match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
             Ok(db) => return Ok(db),
             Err(redb::DatabaseError::DatabaseAlreadyOpen) if std::time::Instant::now() < deadline => {
                 thread::sleep(std::time::Duration::from_millis(20));
@@ -277,6 +308,69 @@ fn open_database(path: &Path) -> Result<Database, LogError> {
             Err(err) => return Err(storage(err)),
         }
     }
+}
+
+/// Where to cut each partition that some consumer group reads: below the
+/// lowest offset any of the topic's groups still needs, within retention.
+fn plan_cuts(
+    db: &Database,
+    heads: &Heads,
+    retention: Retention,
+    now_ms: i64,
+) -> Result<Vec<(String, u32, u64)>, LogError> {
+    let txn = db.begin_read().map_err(storage)?;
+    let offsets = txn.open_table(OFFSETS).map_err(storage)?;
+    let events = txn.open_table(EVENTS).map_err(storage)?;
+    let mut committed = HashMap::<(String, u32), Vec<(String, u64)>>::new();
+    let mut groups = HashMap::<String, std::collections::BTreeSet<String>>::new();
+    for entry in offsets.iter().map_err(storage)? {
+        let (key, next) = entry.map_err(storage)?;
+        let (group, topic, partition) = key.value();
+        groups.entry(topic.to_owned()).or_default().insert(group.to_owned());
+        committed
+            .entry((topic.to_owned(), partition))
+            .or_default()
+            .push((group.to_owned(), next.value()));
+    }
+    let mut cuts = Vec::new();
+    for (topic, partition) in heads.keys() {
+        // A topic no group reads (a dead-letter topic) is kept whole.
+        let Some(readers) = groups.get(topic) else { continue };
+        let done = committed.get(&(topic.clone(), *partition));
+        // A group that has not committed on this partition needs all of it.
+        let floor = readers
+            .iter()
+            .map(|group| {
+                done.and_then(|done| done.iter().find(|(g, _)| g == group))
+                    .map_or(0, |(_, next)| *next)
+            })
+            .min()
+            .unwrap_or(0);
+        let mut entries = Vec::new();
+        for entry in events
+            .range((topic.as_str(), *partition, 0)..(topic.as_str(), *partition, u64::MAX))
+            .map_err(storage)?
+        {
+            let (key, value) = entry.map_err(storage)?;
+            let offset = key.value().2;
+            let bytes = value.value().len() as u64;
+            // Only committed events can go, so only theirs ages matter.
+            let published_at_ms = if offset < floor {
+                StoredEvent::decode(value.value()).map_err(storage)?.published_at_ms
+            } else {
+                i64::MAX
+            };
+            entries.push(Entry {
+                offset,
+                bytes,
+                published_at_ms,
+            });
+        }
+        if let Some(below) = retention::cut(&entries, floor, retention, now_ms) {
+            cuts.push((topic.clone(), *partition, below));
+        }
+    }
+    Ok(cuts)
 }
 
 fn load_heads(db: &Database) -> Result<Heads, LogError> {
@@ -324,7 +418,11 @@ impl Writer {
     }
 
     fn write_group(&self, group: Vec<Write>) {
-        let durable = group.iter().any(|write| !matches!(write, Write::Commit { .. }));
+        // Offset commits and trims need no sync: one lost in a crash is
+        // redone (a redelivery, or the next trim).
+        let durable = group
+            .iter()
+            .any(|write| !matches!(write, Write::Commit { .. } | Write::Trim { .. }));
         let mut heads = self.heads.lock().expect("heads lock").clone();
         let result = (|| -> Result<Vec<Option<WriteOutcome>>, LogError> {
             let mut txn = self.db.begin_write().map_err(storage)?;
@@ -377,6 +475,21 @@ impl Writer {
                                 .map_err(storage)?;
                             Some(WriteOutcome::Done)
                         }
+                        Write::Trim { cuts, .. } => {
+                            let mut removed = 0;
+                            for (topic, partition, below) in cuts {
+                                events
+                                    .retain_in(
+                                        (topic.as_str(), *partition, 0)..(topic.as_str(), *partition, *below),
+                                        |_, _| {
+                                            removed += 1;
+                                            false
+                                        },
+                                    )
+                                    .map_err(storage)?;
+                            }
+                            Some(WriteOutcome::Trimmed(removed))
+                        }
                         Write::DeleteJob { app_id, name, .. } => {
                             let existed = jobs
                                 .remove((app_id.as_str(), name.as_str()))
@@ -404,6 +517,9 @@ impl Writer {
                         (Write::DeleteJob { reply, .. }, Some(WriteOutcome::Deleted(existed))) => {
                             let _ = reply.send(Ok(existed));
                         }
+                        (Write::Trim { reply, .. }, Some(WriteOutcome::Trimmed(removed))) => {
+                            let _ = reply.send(Ok(removed));
+                        }
                         _ => {}
                     }
                 }
@@ -420,6 +536,9 @@ impl Writer {
                             let _ = reply.send(Err(LogError::Storage(err.to_string())));
                         }
                         Write::DeleteJob { reply, .. } => {
+                            let _ = reply.send(Err(LogError::Storage(err.to_string())));
+                        }
+                        Write::Trim { reply, .. } => {
                             let _ = reply.send(Err(LogError::Storage(err.to_string())));
                         }
                         Write::Commit { .. } => {}
@@ -447,10 +566,13 @@ enum WriteOutcome {
     Appended(Vec<(u32, u64)>),
     Done,
     Deleted(bool),
+    Trimmed(u64),
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn event(topic: &str, key: &str, log: &Log, id: &str) -> StoredEvent {
@@ -493,6 +615,49 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(more[0], (partition, 10), "offsets continue after a restart");
+    }
+
+    #[tokio::test]
+    async fn trimming_keeps_what_any_group_still_needs_and_the_size_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), 1).unwrap();
+        let batch: Vec<_> = (0..100).map(|n| event("t", "alice", &log, &format!("e{n}"))).collect();
+        log.append(batch).await.unwrap();
+        let size = event("t", "alice", &log, "e100").encoded_len() as u64;
+        // Two groups read the topic; the slower one is at 60.
+        log.commit("fast|pubsub", "t", 0, 100);
+        log.commit("slow|pubsub", "t", 0, 60);
+        log.append(vec![event("t-dlq", "alice", &log, "dead")]).await.unwrap();
+        // By size only (the test's events carry no publish time).
+        let keep_ten = Retention {
+            max_bytes: 10 * size,
+            max_age: Duration::MAX,
+        };
+        assert_eq!(log.trim(keep_ten).await.unwrap(), 60, "only what both groups committed");
+        let left = log.read("t", 0, 0, 1000).unwrap();
+        assert_eq!(left.first().map(|(offset, _)| *offset), Some(60));
+        assert_eq!(left.len(), 40);
+        assert_eq!(
+            log.read("t-dlq", 0, 0, 10).unwrap().len(),
+            1,
+            "a topic no group reads is kept"
+        );
+
+        log.commit("slow|pubsub", "t", 0, 100);
+        log.append(vec![event("t", "alice", &log, "e100")]).await.unwrap();
+        log.trim(keep_ten).await.unwrap();
+        let left = log.read("t", 0, 0, 1000).unwrap();
+        assert_eq!(left.len(), 10, "the newest within the size limit stay");
+        assert_eq!(left.last().map(|(_, event)| event.id.as_str()), Some("e100"));
+        drop(log);
+
+        // Offsets go on from where they were after a restart.
+        let reopened = Log::open(dir.path(), 1).unwrap();
+        let next = reopened
+            .append(vec![event("t", "alice", &reopened, "e101")])
+            .await
+            .unwrap();
+        assert_eq!(next[0], (0, 101));
     }
 
     #[tokio::test]
