@@ -78,25 +78,35 @@ impl Tasks {
         };
         let task = validation::new_task(Uuid::now_v7(), user_id, &input, &REQUEST_FIELDS, timestamps::now())?;
 
-        let mut tx = self.pool.begin().await?;
-        if !tasks::insert(&mut tx, &task, request_id).await? {
+        if !self.insert_created(&task, request_id, traceparent).await? {
             // A retry of a create that already happened: answer as the first time.
-            let existing = tasks::find_by_request_id(&mut tx, user_id, request_id.expect("ids are fresh UUIDv7"))
+            let mut conn = self.pool.acquire().await?;
+            let existing = tasks::find_by_request_id(&mut conn, user_id, request_id.expect("ids are fresh UUIDv7"))
                 .await?
                 .ok_or(OperationError::NotFound)?;
             return Ok(existing);
         }
-        record_event(
-            &mut tx,
-            &task,
-            event_types::TASK_CREATED,
-            created_fields(&task),
-            traceparent,
-        )
-        .await?;
-        tx.commit().await?;
-        self.relay_wake.notify_one();
         Ok(task)
+    }
+
+    /// Writes a new task and its `task.created` event in one round trip;
+    /// false when it already exists.
+    async fn insert_created(
+        &self,
+        task: &TaskRecord,
+        request_id: Option<Uuid>,
+        traceparent: Option<&str>,
+    ) -> Result<bool, OperationError> {
+        let event = outbox::NewRow::for_event(
+            &task_event(task, event_types::TASK_CREATED, created_fields(task)),
+            traceparent,
+        );
+        let mut conn = self.pool.acquire().await?;
+        let created = tasks::insert_created(&mut conn, task, request_id, &event).await?;
+        if created {
+            self.relay_wake.notify_one();
+        }
+        Ok(created)
     }
 
     pub async fn get(&self, user_id: &str, id: &str) -> Result<TaskRecord, OperationError> {
@@ -233,21 +243,7 @@ impl Tasks {
         traceparent: Option<&str>,
     ) -> Result<bool, OperationError> {
         let task = occurrence_from_command(command)?;
-        let mut tx = self.pool.begin().await?;
-        if !tasks::insert(&mut tx, &task, None).await? {
-            return Ok(false);
-        }
-        record_event(
-            &mut tx,
-            &task,
-            event_types::TASK_CREATED,
-            created_fields(&task),
-            traceparent,
-        )
-        .await?;
-        tx.commit().await?;
-        self.relay_wake.notify_one();
-        Ok(true)
+        self.insert_created(&task, None, traceparent).await
     }
 }
 
@@ -309,7 +305,13 @@ async fn record_event(
     changed_fields: Vec<&'static str>,
     traceparent: Option<&str>,
 ) -> sqlx::Result<()> {
-    let event = TaskEvent {
+    let event = task_event(task, event_type, changed_fields);
+    outbox::insert(conn, &outbox::NewRow::for_event(&event, traceparent)).await
+}
+
+/// The event that tells consumers `task` changed.
+fn task_event(task: &TaskRecord, event_type: &str, changed_fields: Vec<&'static str>) -> TaskEvent {
+    TaskEvent {
         event_id: Uuid::now_v7().to_string(),
         event_type: event_type.to_owned(),
         occurred_at: Some(timestamps::to_proto(task.updated_at.max(timestamps::now()))),
@@ -317,6 +319,5 @@ async fn record_event(
         task: Some(task.to_proto()),
         changed_fields: changed_fields.into_iter().map(str::to_owned).collect(),
         task_version: task.version,
-    };
-    outbox::insert(conn, &event, traceparent).await
+    }
 }

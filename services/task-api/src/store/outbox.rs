@@ -1,6 +1,6 @@
 //! Rows of `outbox`: events waiting for the sidecar to accept them.
 
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Postgres, postgres::PgArguments};
 use todo_core::{events::topics, proto::v1::TaskEvent};
 use uuid::Uuid;
 
@@ -16,20 +16,49 @@ pub struct OutboxRow {
     pub traceparent: Option<String>,
 }
 
-/// Adds `event` (for `task-events`, keyed by its user) in the caller's
-/// transaction. The payload is stored in the wire format, ready to publish.
-pub async fn insert(conn: &mut PgConnection, event: &TaskEvent, traceparent: Option<&str>) -> sqlx::Result<()> {
-    let event_id = Uuid::parse_str(&event.event_id).expect("task-api generates UUID event ids");
-    sqlx::query(
+/// An outbox row to be written: `event` for `task-events`, keyed by its
+/// user, its payload already in the wire format, ready to publish.
+pub struct NewRow {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub partition_key: String,
+    pub payload: Vec<u8>,
+    pub traceparent: Option<String>,
+}
+
+impl NewRow {
+    pub fn for_event(event: &TaskEvent, traceparent: Option<&str>) -> Self {
+        Self {
+            event_id: Uuid::parse_str(&event.event_id).expect("task-api generates UUID event ids"),
+            event_type: event.event_type.clone(),
+            partition_key: event.user_id.clone(),
+            payload: todo_core::events::encode_wire(event),
+            traceparent: traceparent.map(str::to_owned),
+        }
+    }
+
+    /// Binds the row's six columns (event_id, topic, event_type,
+    /// partition_key, payload, traceparent) in that order.
+    pub fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, Postgres, PgArguments>,
+    ) -> sqlx::query::Query<'q, Postgres, PgArguments> {
+        query
+            .bind(self.event_id)
+            .bind(topics::TASK_EVENTS)
+            .bind(&self.event_type)
+            .bind(&self.partition_key)
+            .bind(&self.payload)
+            .bind(&self.traceparent)
+    }
+}
+
+/// Adds `row` in the caller's transaction.
+pub async fn insert(conn: &mut PgConnection, row: &NewRow) -> sqlx::Result<()> {
+    row.bind(sqlx::query(
         "INSERT INTO outbox (event_id, topic, event_type, partition_key, payload, traceparent) \
          VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(event_id)
-    .bind(topics::TASK_EVENTS)
-    .bind(&event.event_type)
-    .bind(&event.user_id)
-    .bind(todo_core::events::encode_wire(event))
-    .bind(traceparent)
+    ))
     .execute(conn)
     .await?;
     Ok(())

@@ -4,7 +4,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::page_token::{Cursor, Order};
+use super::{
+    outbox::NewRow,
+    page_token::{Cursor, Order},
+};
 use crate::domain::task::TaskRecord;
 
 const COLUMNS: &str = "id, user_id, title, description, completed, priority, due_at, tags, \
@@ -22,15 +25,25 @@ pub struct ListFilter {
     pub query: Option<String>,
 }
 
-/// Inserts `task`; false when a task with its id, or the same request id
-/// for this user, already exists (a retried create or a duplicate command).
-pub async fn insert(conn: &mut PgConnection, task: &TaskRecord, request_id: Option<Uuid>) -> sqlx::Result<bool> {
-    let result = sqlx::query(
-        "INSERT INTO tasks (id, user_id, title, description, completed, priority, due_at, tags, \
-         recurrence_frequency, recurrence_interval, recurrence_until, recurrence_count, series_id, \
-         occurrence_number, created_at, updated_at, completed_at, version, request_id, recurrence_month_day) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
-         ON CONFLICT DO NOTHING",
+/// Inserts `task` and its `task.created` outbox row in one statement (one
+/// round trip, atomic without a transaction); false, and neither written,
+/// when a task with its id, or the same request id for this user, already
+/// exists (a retried create or a duplicate command).
+pub async fn insert_created(
+    conn: &mut PgConnection,
+    task: &TaskRecord,
+    request_id: Option<Uuid>,
+    event: &NewRow,
+) -> sqlx::Result<bool> {
+    let query = sqlx::query(
+        "WITH created AS ( \
+           INSERT INTO tasks (id, user_id, title, description, completed, priority, due_at, tags, \
+           recurrence_frequency, recurrence_interval, recurrence_until, recurrence_count, series_id, \
+           occurrence_number, created_at, updated_at, completed_at, version, request_id, recurrence_month_day) \
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+           ON CONFLICT DO NOTHING RETURNING id) \
+         INSERT INTO outbox (event_id, topic, event_type, partition_key, payload, traceparent) \
+         SELECT $21, $22, $23, $24, $25, $26 FROM created",
     )
     .bind(task.id)
     .bind(&task.user_id)
@@ -51,9 +64,8 @@ pub async fn insert(conn: &mut PgConnection, task: &TaskRecord, request_id: Opti
     .bind(task.completed_at)
     .bind(task.version)
     .bind(request_id)
-    .bind(task.recurrence_month_day)
-    .execute(conn)
-    .await?;
+    .bind(task.recurrence_month_day);
+    let result = event.bind(query).execute(conn).await?;
     Ok(result.rows_affected() == 1)
 }
 
