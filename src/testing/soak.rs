@@ -37,6 +37,8 @@ pub struct Soak {
     pub pace: Duration,
     /// The pause between one fault being over and the next.
     pub between_faults: Duration,
+    /// Faults of the stack's list not to inject (`SOAK_SKIP`, comma-separated).
+    pub skip: Vec<String>,
 }
 
 impl Soak {
@@ -54,6 +56,13 @@ impl Soak {
             users: 4,
             pace: Duration::from_millis(300),
             between_faults: Duration::from_secs(3),
+            skip: std::env::var("SOAK_SKIP")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|fault| !fault.is_empty())
+                .map(str::to_owned)
+                .collect(),
         }
     }
 
@@ -63,7 +72,12 @@ impl Soak {
     pub async fn run<S: Faults>(&self, stack: &mut S, catch_up: Duration) -> serde_json::Value {
         let users: Vec<String> = (1..=self.users).map(|n| format!("soak-{n}")).collect();
         let users: Vec<&str> = users.iter().map(String::as_str).collect();
-        let faults = stack.faults();
+        let faults: Vec<String> = stack
+            .faults()
+            .into_iter()
+            .filter(|fault| !self.skip.contains(fault))
+            .collect();
+        assert!(!faults.is_empty(), "SOAK_SKIP leaves no fault to inject");
         let started = Instant::now();
         let workload = Workload::start(stack, &users, self.pace, connection_lost);
         let mut injected = BTreeMap::<String, u64>::new();
@@ -92,6 +106,7 @@ impl Soak {
             "mutations_acknowledged": committed.mutations(),
             "calls_retried": committed.failures().count(),
             "faults_injected": injected,
+            "faults_skipped": self.skip,
             "faults_total": injected.values().sum::<u64>(),
             "effects": {
                 "audit_records": effects.audit_records,
