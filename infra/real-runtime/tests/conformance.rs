@@ -413,8 +413,16 @@ async fn tokens(kind: RuntimeKind) {
         ..SidecarOptions::default()
     };
     sidecars.connect_apps(&options).await;
+    // dev-sidecar asks the app in the background once its API is up; daprd
+    // before it reports healthy.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut subscriptions = sidecars.metadata_subscriptions(APP, &options).await;
+    while subscriptions != Some(2) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        subscriptions = sidecars.metadata_subscriptions(APP, &options).await;
+    }
     assert_eq!(
-        sidecars.metadata_subscriptions(APP, &options).await,
+        subscriptions,
         Some(2),
         "{kind}: subscribed although the app demands the token"
     );
