@@ -89,6 +89,7 @@ pub async fn serve(
     // gRPC-Web on the same port, so browsers can call every RPC (streams
     // included) without a proxy; plain gRPC requests pass through untouched.
     tonic::transport::Server::builder()
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
         .trace_fn(request_span)
         .accept_http1(true)
         .layer(tonic_web::GrpcWebLayer::new())
@@ -98,6 +99,13 @@ pub async fn serve(
         .await?;
     Ok(())
 }
+
+/// The largest header list a request may carry. daprd appends a
+/// `traceparent` and a `grpc-trace-bin` header for every entry of a bulk
+/// delivery (about 180 bytes each), so hyper's default of 16 KiB refuses any
+/// traced batch of more than about 90 events, and daprd retries that batch,
+/// whole and as large, for ever: a stalled partition.
+pub const MAX_HEADER_LIST_BYTES: u32 = 1 << 20;
 
 /// The largest request a read-only query API (audit, notifications)
 /// accepts: its requests are a few filters and a page token. The

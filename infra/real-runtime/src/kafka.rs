@@ -135,6 +135,9 @@ impl Kafka {
 
     /// Creates `topics` unless they exist.
     pub fn create_topics(&self, topics: &[Topic]) -> Result<(), String> {
+        if topics.is_empty() {
+            return Ok(());
+        }
         let specs: Vec<String> = topics
             .iter()
             .map(|topic| match topic.retention_ms {

@@ -17,7 +17,7 @@ use tonic::transport::Channel;
 use crate::{
     daprd::{Daprd, DaprdOptions, DaprdPorts},
     install::Installed,
-    kafka::{Kafka, KafkaOptions},
+    kafka::{Kafka, KafkaOptions, Topic},
     process::{Output, Proc, Spec, wait_for_port},
     resources,
     scheduler::{Scheduler, SchedulerPorts},
@@ -57,6 +57,10 @@ pub struct SidecarOptions {
     pub retry_interval_ms: u64,
     pub app_api_token: Option<String>,
     pub dapr_api_token: Option<String>,
+    /// Topics created before the sidecars start, with their partitions
+    /// (on dev-sidecar, every new topic gets the most partitions named
+    /// here); other topics are created on first use.
+    pub topics: Vec<Topic>,
 }
 
 impl Default for SidecarOptions {
@@ -66,6 +70,7 @@ impl Default for SidecarOptions {
             retry_interval_ms: 200,
             app_api_token: None,
             dapr_api_token: None,
+            topics: Vec::new(),
         }
     }
 }
@@ -172,6 +177,9 @@ impl Sidecars {
                 options.retry_interval_ms.to_string(),
             ])
             .env("RUST_LOG", log_level());
+        if let Some(partitions) = options.topics.iter().map(|topic| topic.partitions).max() {
+            spec = spec.args(["--partitions".to_owned(), partitions.to_string()]);
+        }
         if let Some(token) = &options.app_api_token {
             spec = spec.env("APP_API_TOKEN", token.clone());
         }
@@ -214,6 +222,9 @@ impl Sidecars {
         )
         .await
         .unwrap_or_else(|err| panic!("{err}"));
+        kafka
+            .create_topics(&options.topics)
+            .unwrap_or_else(|err| panic!("{err}"));
         let scheduler = Scheduler::start(
             &installed,
             &self.dir.path().join("scheduler"),
@@ -263,7 +274,7 @@ impl Sidecars {
                     app_api_token: options.app_api_token.clone(),
                     dapr_api_token: options.dapr_api_token.clone(),
                     app_health_check: false,
-                    log_level: "warn".into(),
+                    log_level: std::env::var("REAL_RUNTIME_DAPRD_LOG").unwrap_or_else(|_| "warn".into()),
                     pod_name: format!("{}-0", app.app_id),
                 },
                 self.output(&format!("daprd-{}", app.app_id)),

@@ -85,6 +85,23 @@ impl AppClients {
         request
     }
 
+    /// As daprd sends a bulk delivery: one `traceparent` and one
+    /// `grpc-trace-bin` header per traced entry, so an app sees the same
+    /// header list (and the same limit on it) on both runtimes.
+    fn bulk_request<T>(&self, message: T, traceparents: &[&str]) -> Request<T> {
+        let mut request = self.request(message, "");
+        for traceparent in traceparents {
+            let (Ok(text), Some(binary)) = (traceparent.parse(), grpc_trace_bin(traceparent)) else {
+                continue;
+            };
+            request.metadata_mut().append("traceparent", text);
+            request
+                .metadata_mut()
+                .append_bin("grpc-trace-bin", tonic::metadata::MetadataValue::from_bytes(&binary));
+        }
+        request
+    }
+
     /// Asked without the app API token, as daprd asks: an app that demands
     /// it here would get no subscriptions on the real runtime.
     pub async fn list_topic_subscriptions(&self, app_id: &str) -> Result<Vec<TopicSubscription>, Status> {
@@ -113,12 +130,12 @@ impl AppClients {
         &self,
         app_id: &str,
         batch: TopicEventBulkRequest,
-        traceparent: &str,
+        traceparents: &[&str],
     ) -> Result<TopicEventBulkResponse, Status> {
         let app = self.client(app_id)?;
         if !app.alpha1_only.load(Ordering::Relaxed) {
             match AppCallbackClient::new(app.channel.clone())
-                .on_bulk_topic_event(self.request(batch.clone(), traceparent))
+                .on_bulk_topic_event(self.bulk_request(batch.clone(), traceparents))
                 .await
             {
                 Err(status) if status.code() == Code::Unimplemented => app.alpha1_only.store(true, Ordering::Relaxed),
@@ -126,7 +143,7 @@ impl AppClients {
             }
         }
         Ok(AppCallbackAlphaClient::new(app.channel.clone())
-            .on_bulk_topic_event_alpha1(self.request(batch, traceparent))
+            .on_bulk_topic_event_alpha1(self.bulk_request(batch, traceparents))
             .await?
             .into_inner())
     }
@@ -147,5 +164,48 @@ impl AppClients {
             .on_job_event_alpha1(self.request(job, traceparent))
             .await
             .map(|_| ())
+    }
+}
+
+/// A W3C `traceparent` in gRPC's binary trace context form (OpenCensus
+/// `grpc-trace-bin`: version 0, then trace id, span id and options, each
+/// after its field number), as daprd sends it beside the text form.
+fn grpc_trace_bin(traceparent: &str) -> Option<Vec<u8>> {
+    let mut parts = traceparent.split('-');
+    let (version, trace_id, span_id, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if version != "00" || trace_id.len() != 32 || span_id.len() != 16 || flags.len() != 2 {
+        return None;
+    }
+    let hex = |text: &str| -> Option<Vec<u8>> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+            .collect()
+    };
+    let mut binary = vec![0, 0];
+    binary.extend(hex(trace_id)?);
+    binary.push(1);
+    binary.extend(hex(span_id)?);
+    binary.push(2);
+    binary.extend(hex(flags)?);
+    Some(binary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grpc_trace_bin;
+
+    #[test]
+    fn a_traceparent_becomes_grpc_trace_bin() {
+        let binary = grpc_trace_bin("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").unwrap();
+        assert_eq!(binary.len(), 29);
+        assert_eq!(&binary[..3], &[0, 0, 0x0a]);
+        assert_eq!(&binary[18..20], &[1, 0xb7]);
+        assert_eq!(&binary[27..], &[2, 1]);
+        assert_eq!(grpc_trace_bin("01-xyz"), None);
+        assert_eq!(
+            grpc_trace_bin("00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333g-01"),
+            None
+        );
     }
 }

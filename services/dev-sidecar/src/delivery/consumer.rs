@@ -289,6 +289,7 @@ impl Consumer {
         path: &str,
         entries: &[(u64, StoredEvent, String)],
     ) -> Result<Vec<Option<TopicEventResponseStatus>>, tonic::Status> {
+        let traceparents: Vec<&str> = entries.iter().map(|(_, event, _)| event.traceparent.as_str()).collect();
         let request = TopicEventBulkRequest {
             id: uuid::Uuid::new_v4().to_string(),
             entries: entries
@@ -317,7 +318,7 @@ impl Consumer {
         };
         let response = self
             .apps
-            .on_bulk_topic_event(&self.app_id, request, &entries[0].1.traceparent)
+            .on_bulk_topic_event(&self.app_id, request, &traceparents)
             .await?;
         Ok(entries
             .iter()
