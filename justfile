@@ -121,14 +121,23 @@ lag admin="50100":
         target/debug/dev-dapr lag
     fi
 
-# Benchmark the real binaries (release build); `just bench quick` takes under a minute.
-bench mode="full":
+# Benchmark the real binaries (release build) beside the machine's limits: `just bench [quick] [sidecar|dapr]` (dapr: the real runtime too); writes target/bench/report.json.
+bench *args:
     #!/usr/bin/env bash
     set -euo pipefail
+    flags=()
+    for arg in {{args}}; do
+        case "$arg" in
+            quick) flags+=(--quick) ;;
+            full) ;;
+            sidecar) flags+=(--runtime sidecar) ;;
+            dapr) flags+=(--runtime dapr); infra/install.sh >/dev/null ;;
+            *) echo "usage: just bench [quick] [sidecar|dapr]" >&2; exit 2 ;;
+        esac
+    done
     peers=$(scripts/python-peers.sh)
     cargo build --release --workspace --bins
-    flag=""; [ "{{mode}}" = "quick" ] && flag="--quick"
-    TODO_PYTHON="$peers/python" target/release/todo-bench $flag --out target/bench
+    TODO_PYTHON="$peers/python" target/release/todo-bench "${flags[@]}" --out target/bench
 
 # Every fault in turn under a steady stream for SECONDS (SOAK_SKIP=kafka,scheduler leaves faults out), on dev-sidecar (each app and dev-sidecar killed, PostgreSQL crashed) or on `dapr` (each app and each daprd killed, the broker, the Scheduler and PostgreSQL crashed); then checks exactly-once effects and writes target/soak/report-<runtime>.json.
 soak seconds="300" runtime="sidecar":

@@ -8,14 +8,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use todo_core::{
     proto::v1::task_service_client::TaskServiceClient,
     proto::v1::{CreateTaskRequest, ListAuditRecordsRequest},
-    testing::{
-        TestStack,
-        stack::{Authed, SERVICES},
-    },
+    testing::{Inspect, StackClients, stack::Authed},
     timestamps,
 };
 
@@ -41,14 +38,12 @@ fn user(n: usize) -> String {
     format!("bench-user-{}", n % USERS)
 }
 
-pub async fn run(args: &Args) -> anyhow::Result<Vec<(String, Value)>> {
-    let sidecar = std::env::current_exe()?
-        .parent()
-        .map(|dir| dir.join("dev-sidecar"))
-        .ok_or_else(|| anyhow::anyhow!("no binary directory"))?;
-    // Durable commits, as on a production server (tests run with fsync off).
-    todo_core::testing::postgres::use_durable_commits();
-    let stack = TestStack::start(sidecar.to_str().unwrap(), &[]).await;
+/// The phases, on a stack that is up (either runtime's); the memory of its
+/// processes is read after them.
+pub async fn run<S>(args: &Args, stack: &S) -> anyhow::Result<Vec<(String, Value)>>
+where
+    S: Inspect + std::ops::Deref<Target = StackClients>,
+{
     let mut clients = Vec::new();
     for n in 0..USERS {
         clients.push(stack.tasks(&user(n)).await);
@@ -68,15 +63,15 @@ pub async fn run(args: &Args) -> anyhow::Result<Vec<(String, Value)>> {
             "errors": phase.errors,
         }),
     ));
-    wait_for_zero_lag(&stack).await?;
+    wait_for_zero_lag(stack).await?;
 
     // Commit → audit record at 1,000 mutations/s: only this phase's records.
     let rate = 1000.0;
     let from = chrono::Utc::now();
     let phase = open_loop(&clients, rate, seconds).await;
     let until = chrono::Utc::now();
-    let drained = wait_for_zero_lag(&stack).await?;
-    let mut e2e = audit_latencies_ms(&stack, from, until).await?;
+    let drained = wait_for_zero_lag(stack).await?;
+    let mut e2e = audit_latencies_ms(stack, from, until).await?;
     out.push((
         "end_to_end".into(),
         json!({
@@ -117,7 +112,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Vec<(String, Value)>> {
     }
     let elapsed = started.elapsed();
     let mut closed = latencies.lock().unwrap().clone();
-    let closed_drain = wait_for_zero_lag(&stack).await?;
+    let closed_drain = wait_for_zero_lag(stack).await?;
     out.push((
         "create_task_max".into(),
         json!({
@@ -130,14 +125,6 @@ pub async fn run(args: &Args) -> anyhow::Result<Vec<(String, Value)>> {
         }),
     ));
 
-    let mut rss = Map::new();
-    for service in SERVICES.iter().chain(["dev-sidecar"].iter()) {
-        if let Some(mb) = rss_mb(service) {
-            rss.insert((*service).to_owned(), json!(round(mb)));
-        }
-    }
-    out.push(("rss_mb".into(), Value::Object(rss)));
-    stack.stop().await;
     Ok(out)
 }
 
@@ -185,7 +172,7 @@ async fn open_loop(clients: &[Client], rate: f64, seconds: f64) -> Phase {
 /// Commit → audit latency of every audit record whose event was committed
 /// between `from` and `until`.
 async fn audit_latencies_ms(
-    stack: &TestStack,
+    stack: &StackClients,
     from: chrono::DateTime<chrono::Utc>,
     until: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<Vec<f64>> {
@@ -220,10 +207,12 @@ async fn audit_latencies_ms(
     Ok(latencies)
 }
 
-async fn wait_for_zero_lag(stack: &TestStack) -> anyhow::Result<Duration> {
+/// How long until every consumer group has committed everything (on the
+/// real runtime that is when daprd has committed, about once a second).
+async fn wait_for_zero_lag(stack: &impl Inspect) -> anyhow::Result<Duration> {
     let started = Instant::now();
     loop {
-        let lag = stack.inspect("/lag").await.map_err(anyhow::Error::msg)?;
+        let lag = stack.lag().await.map_err(anyhow::Error::msg)?;
         if lag["total"].as_u64() == Some(0) {
             return Ok(started.elapsed());
         }
@@ -232,22 +221,23 @@ async fn wait_for_zero_lag(stack: &TestStack) -> anyhow::Result<Duration> {
     }
 }
 
-/// Resident memory of the running process whose executable is named `name`.
-fn rss_mb(name: &str) -> Option<f64> {
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let exe = std::fs::read_link(entry.path().join("exe")).ok();
-        if exe.as_ref().and_then(|exe| exe.file_name()).and_then(|n| n.to_str()) != Some(name) {
-            continue;
-        }
-        let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
-        let kb: f64 = status
-            .lines()
-            .find(|line| line.starts_with("VmRSS:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()?;
-        return Some(kb / 1024.0);
-    }
-    None
+/// Resident memory of process `pid`, in MB.
+pub fn rss_mb_of(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(round(kb / 1024.0))
+}
+
+/// The running process whose executable is named `name`.
+pub fn pid_of(name: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let exe = std::fs::read_link(entry.path().join("exe")).ok()?;
+        (exe.file_name()?.to_str()? == name).then(|| entry.file_name().to_str()?.parse().ok())?
+    })
 }

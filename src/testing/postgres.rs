@@ -187,7 +187,7 @@ impl Cluster {
     }
 
     fn start() -> Self {
-        let bin_dir = find_bin_dir();
+        let bin_dir = bin_dir();
         let as_postgres_user = rustix::process::geteuid().is_root();
         let root = tempfile::Builder::new()
             .prefix("todo-test-pg-")
@@ -396,7 +396,7 @@ fn make_certificate(data_dir: &Path, as_postgres_user: bool) -> bool {
 
 /// The directory holding `initdb` and `pg_ctl`: `PG_BIN_DIR`, else `PATH`,
 /// else the newest `/usr/lib/postgresql/<version>/bin` (Debian, Ubuntu).
-fn find_bin_dir() -> PathBuf {
+pub fn bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("PG_BIN_DIR") {
         return PathBuf::from(dir);
     }
