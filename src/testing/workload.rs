@@ -70,10 +70,18 @@ pub struct UserLog {
     pub completed_recurring: Vec<String>,
     /// Tasks due a little over an hour ahead: each gets one notification.
     pub due_soon: Vec<String>,
-    /// Calls that failed and were retried: the status and how long it took.
-    pub failures: Vec<(Code, Duration)>,
+    /// Calls that failed and were retried.
+    pub failures: Vec<Failure>,
     /// When the last due-soon task was created.
     pub last_due_soon_at: Option<Instant>,
+}
+
+/// One call that failed and was retried.
+#[derive(Debug, Clone, Copy)]
+pub struct Failure {
+    pub code: Code,
+    pub started: Instant,
+    pub took: Duration,
 }
 
 /// Everything every writer had acknowledged when the workload stopped.
@@ -228,7 +236,11 @@ impl Writer {
                         "{}: a call failed with {status:?}",
                         self.log.user
                     );
-                    self.log.failures.push((status.code(), started.elapsed()));
+                    self.log.failures.push(Failure {
+                        code: status.code(),
+                        started,
+                        took: started.elapsed(),
+                    });
                     assert!(
                         first.elapsed() < GIVE_UP_AFTER,
                         "{}: a call kept failing for {GIVE_UP_AFTER:?}: {status:?}",
@@ -247,7 +259,7 @@ impl Committed {
         self.users.iter().map(|user| user.events.len()).sum()
     }
 
-    pub fn failures(&self) -> impl Iterator<Item = &(Code, Duration)> {
+    pub fn failures(&self) -> impl Iterator<Item = &Failure> {
         self.users.iter().flat_map(|user| &user.failures)
     }
 
