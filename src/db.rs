@@ -72,6 +72,21 @@ pub async fn connect_and_migrate(
     let pool = PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(config.acquire_timeout)
+        // sqlx pings every connection it hands out, one more round trip
+        // per statement; under load connections come straight back, so
+        // only one that sat idle a while (through an outage, say) is
+        // checked. A server restart faster than that can cost the next
+        // caller on each connection one transient error, which callers
+        // retry anyway.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options.options([("search_path", schema)]))
         .await
         .map_err(DbError::Connect)?;
@@ -81,6 +96,9 @@ pub async fn connect_and_migrate(
         .map_err(|source| DbError::Migrate { schema, source })?;
     Ok(Database::new(pool))
 }
+
+/// A pooled connection idle at least this long is pinged before use.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// After PostgreSQL was found unreachable, how long callers fail at once
 /// before one of them tries again.

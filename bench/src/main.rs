@@ -8,9 +8,11 @@
 //!   publishing to, and subscribing through, the same runtime.
 //! - [`stack`]: the whole system: CreateTask latency and throughput, commit →
 //!   audit record latency, memory of each process.
+//! - [`cpu`]: which processes the machine's CPU went to during a phase.
 //! - [`limits`]: PostgreSQL alone (pgbench) and Kafka alone (a Rust client).
 //! - [`report`]: percentiles, ratios, targets, the machine, the files.
 
+mod cpu;
 mod limits;
 mod pubsub;
 mod report;

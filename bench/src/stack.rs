@@ -18,6 +18,7 @@ use todo_core::{
 
 use crate::{
     Args,
+    cpu::CpuSnapshot,
     report::{percentile, round},
 };
 
@@ -91,6 +92,7 @@ where
     let seconds = if args.quick { 5.0 } else { 60.0 };
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let latencies = Arc::new(Mutex::new(Vec::new()));
+    let cpu_before = CpuSnapshot::take();
     let started = Instant::now();
     let mut handles = Vec::new();
     for worker in 0..32 {
@@ -113,6 +115,8 @@ where
     let elapsed = started.elapsed();
     let mut closed = latencies.lock().unwrap().clone();
     let closed_drain = wait_for_zero_lag(stack).await?;
+    // Up to the drained lag, so that the consumers' share of each request is in.
+    let cpu = CpuSnapshot::take().since(&cpu_before, closed.len());
     out.push((
         "create_task_max".into(),
         json!({
@@ -122,6 +126,7 @@ where
             "p50_ms": round(percentile(&mut closed, 50.0)),
             "p99_ms": round(percentile(&mut closed, 99.0)),
             "lag_drained_s": round(closed_drain.as_secs_f64()),
+            "cpu": cpu,
         }),
     ));
 
