@@ -69,6 +69,10 @@ impl Args {
 
 /// The rate of the commit → audit phase, and of daprd's own latency.
 const END_TO_END_RATE: f64 = 1000.0;
+/// The same pair again at a rate the real stack sustains on two cores
+/// (about 450 CreateTask/s: docs/benchmarks.md), so that their ratio is
+/// latency, not queueing.
+const SUSTAINABLE_RATE: f64 = 250.0;
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
@@ -116,6 +120,11 @@ async fn runtime_sections(args: &Args, kind: RuntimeKind) -> anyhow::Result<Vec<
         out.push((
             "limit:daprd".into(),
             setup.at_rate(END_TO_END_RATE, args.phase_seconds()).await?,
+        ));
+        println!("bench: {kind} with a no-op app at {SUSTAINABLE_RATE}/s ...");
+        out.push((
+            "limit:daprd_at_250".into(),
+            setup.at_rate(SUSTAINABLE_RATE, args.phase_seconds()).await?,
         ));
         println!("bench: Kafka alone ...");
         let kafka = setup.sidecars.kafka.as_ref().expect("the real runtime has a broker");

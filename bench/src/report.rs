@@ -88,6 +88,11 @@ impl Report {
                 "limits.daprd_p99_ms",
             ),
             (
+                "real_end_to_end_p99_vs_daprd_at_250",
+                "real.end_to_end_at_250.p99_ms",
+                "limits.daprd_at_250.p99_ms",
+            ),
+            (
                 "real_end_to_end_vs_daprd_events",
                 "real.end_to_end.events_per_s",
                 "limits.daprd_events_per_s",

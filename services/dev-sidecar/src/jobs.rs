@@ -109,26 +109,65 @@ impl JobsSignal {
     }
 }
 
-/// Every stored job by due time, kept in memory so that a change costs a
-/// lookup, not a scan of all jobs (reminder-service keeps thousands of jobs
-/// for tasks due days ahead).
-#[derive(Default)]
+/// How far ahead the in-memory timetable holds jobs. Jobs due later stay
+/// only on disk: reminder-service keeps two jobs for every task with a due
+/// date, and a timetable of all of them (a quarter of a million after the
+/// full bench) cost about 100 MB. Every half horizon the table is read
+/// once for what comes due next.
+const HORIZON_MS: i64 = 10 * 60 * 1000;
+
+/// The stored jobs due before `loaded_until`, by due time, kept in memory so
+/// that a change costs a lookup, not a scan of all jobs. A job is either
+/// here or due at or after `loaded_until`; [`Self::refill`] moves that
+/// bound on before it is reached.
 struct Timetable {
     by_due: BTreeSet<(i64, JobKey)>,
     due_of: HashMap<JobKey, i64>,
+    loaded_until: i64,
+}
+
+impl Default for Timetable {
+    fn default() -> Self {
+        Self {
+            by_due: BTreeSet::new(),
+            due_of: HashMap::new(),
+            // Nothing loaded yet: the first refill reads the table.
+            loaded_until: i64::MIN,
+        }
+    }
 }
 
 impl Timetable {
+    /// A job was stored or rescheduled: kept if it is due within what is
+    /// loaded, else left to the refill that reaches it.
     fn set(&mut self, key: JobKey, due_ms: i64) {
-        if let Some(old) = self.due_of.insert(key.clone(), due_ms) {
-            self.by_due.remove(&(old, key.clone()));
+        self.remove(&key);
+        if due_ms < self.loaded_until {
+            self.due_of.insert(key.clone(), due_ms);
+            self.by_due.insert((due_ms, key));
         }
-        self.by_due.insert((due_ms, key));
     }
 
     fn remove(&mut self, key: &JobKey) {
         if let Some(old) = self.due_of.remove(key) {
             self.by_due.remove(&(old, key.clone()));
+        }
+    }
+
+    /// When the next refill is due: half a horizon before the loaded part
+    /// runs out.
+    fn refill_at(&self) -> i64 {
+        self.loaded_until.saturating_sub(HORIZON_MS / 2)
+    }
+
+    /// Replaces what is loaded with `jobs`, every stored job due before
+    /// `until`, read after every change already applied here.
+    fn refill(&mut self, jobs: Vec<StoredJob>, until: i64) {
+        self.by_due.clear();
+        self.due_of.clear();
+        self.loaded_until = until;
+        for job in jobs {
+            self.set((job.app_id, job.name), job.due_ms);
         }
     }
 
@@ -146,8 +185,13 @@ impl Timetable {
         due
     }
 
-    fn next_due(&self) -> Option<i64> {
+    fn first_due(&self) -> Option<i64> {
         self.by_due.first().map(|(due, _)| *due)
+    }
+
+    /// When to look again: the next job, or the next refill.
+    fn next_wake(&self) -> i64 {
+        self.first_due().unwrap_or(i64::MAX).min(self.refill_at())
     }
 }
 
@@ -161,15 +205,17 @@ impl Scheduler {
     pub async fn run(self, shutdown: CancellationToken) {
         let in_flight: Arc<Mutex<HashSet<JobKey>>> = Arc::default();
         let mut timetable = Timetable::default();
-        match self.log.jobs() {
-            Ok(jobs) => {
-                for job in jobs {
-                    timetable.set((job.app_id, job.name), job.due_ms);
+        loop {
+            let now = Utc::now().timestamp_millis();
+            if now >= timetable.refill_at() {
+                // Before the signals: a change after this read is signalled
+                // after it, and applied next.
+                let until = now + HORIZON_MS;
+                match self.log.jobs_due_before(until) {
+                    Ok(jobs) => timetable.refill(jobs, until),
+                    Err(err) => tracing::error!(error = %err, "reading jobs failed"),
                 }
             }
-            Err(err) => tracing::error!(error = %err, "reading jobs failed"),
-        }
-        loop {
             for key in self.signal.take() {
                 match self.log.job(&key.0, &key.1) {
                     Ok(Some(job)) => timetable.set(key, job.due_ms),
@@ -199,9 +245,9 @@ impl Scheduler {
                 };
                 tokio::spawn(fire.run(job, key, shutdown.clone()));
             }
-            let wait = timetable.next_due().map_or(Duration::from_secs(3600), |due| {
-                Duration::from_millis(u64::try_from(due - now).unwrap_or(0))
-            });
+            // At least a moment: a refill that failed is tried again soon,
+            // not in a busy loop.
+            let wait = Duration::from_millis(u64::try_from(timetable.next_wake() - now).unwrap_or(0).max(10));
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = self.signal.0.wake.notified() => {}
@@ -279,21 +325,53 @@ mod tests {
         ("app".into(), name.into())
     }
 
+    fn stored(name: &str, due_ms: i64) -> StoredJob {
+        StoredJob {
+            app_id: "app".into(),
+            name: name.into(),
+            due_ms,
+            ..StoredJob::default()
+        }
+    }
+
     #[test]
     fn the_timetable_fires_in_due_order_and_follows_reschedules() {
         let mut timetable = Timetable::default();
+        timetable.refill(Vec::new(), HORIZON_MS);
         timetable.set(key("late"), 300);
         timetable.set(key("early"), 100);
         timetable.set(key("moved"), 50);
         timetable.set(key("moved"), 200);
         timetable.set(key("gone"), 150);
         timetable.remove(&key("gone"));
-        assert_eq!(timetable.next_due(), Some(100));
+        assert_eq!(timetable.first_due(), Some(100));
         assert_eq!(timetable.pop_due(99), Vec::<JobKey>::new());
         assert_eq!(timetable.pop_due(250), vec![key("early"), key("moved")]);
-        assert_eq!(timetable.next_due(), Some(300));
+        assert_eq!(timetable.first_due(), Some(300));
         assert_eq!(timetable.pop_due(1_000), vec![key("late")]);
-        assert_eq!(timetable.next_due(), None);
+        assert_eq!(timetable.first_due(), None);
+    }
+
+    #[test]
+    fn jobs_beyond_the_horizon_wait_on_disk_for_the_refill_that_reaches_them() {
+        let mut timetable = Timetable::default();
+        assert_eq!(timetable.refill_at(), i64::MIN, "the first pass reads the table");
+        timetable.refill(vec![stored("soon", 1_000)], HORIZON_MS);
+        timetable.set(key("far"), 3 * HORIZON_MS);
+        timetable.set(key("soon-moved-far"), 2_000);
+        timetable.set(key("soon-moved-far"), 5 * HORIZON_MS);
+        assert_eq!(
+            timetable.due_of.len(),
+            1,
+            "only what comes due within the horizon is in memory"
+        );
+        assert_eq!(timetable.next_wake(), 1_000);
+        assert_eq!(timetable.pop_due(1_000), vec![key("soon")]);
+        // Nothing loaded is due: wake for the refill, half a horizon early.
+        assert_eq!(timetable.next_wake(), HORIZON_MS / 2);
+        // The refill reads what the store holds by then.
+        timetable.refill(vec![stored("far", 3 * HORIZON_MS)], 3 * HORIZON_MS + 1);
+        assert_eq!(timetable.pop_due(3 * HORIZON_MS), vec![key("far")]);
     }
 
     #[test]

@@ -283,6 +283,26 @@ impl Log {
             .transpose()
     }
 
+    /// Every job due before `before_ms`, without its data: what the
+    /// scheduler keeps in memory, read without holding the rest.
+    pub fn jobs_due_before(&self, before_ms: i64) -> Result<Vec<StoredJob>, LogError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(JOBS).map_err(storage)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(storage)? {
+            let (_, value) = entry.map_err(storage)?;
+            let job = StoredJob::decode(value.value()).map_err(storage)?;
+            if job.due_ms < before_ms {
+                out.push(StoredJob {
+                    data: None,
+                    due_time: String::new(),
+                    ..job
+                });
+            }
+        }
+        Ok(out)
+    }
+
     pub fn jobs(&self) -> Result<Vec<StoredJob>, LogError> {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(JOBS).map_err(storage)?;
