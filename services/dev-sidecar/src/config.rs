@@ -35,7 +35,9 @@ pub struct Config {
     /// Retention per partition, in MiB: events every consumer group has
     /// committed are trimmed, oldest first, beyond this size (as Kafka's
     /// `retention.bytes`). What a group has not committed always stays.
-    #[arg(long, env = "DEV_SIDECAR_RETENTION_MB", default_value_t = 16)]
+    /// 4 MiB keeps some 8,000 task events per partition to inspect; a
+    /// larger log mostly slows the B-tree down (docs/benchmarks.md).
+    #[arg(long, env = "DEV_SIDECAR_RETENTION_MB", default_value_t = 4)]
     pub retention_mb: u64,
     /// Retention by age, in hours: committed events older than this are
     /// trimmed (as Kafka's `retention.ms`).
