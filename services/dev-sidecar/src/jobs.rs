@@ -124,6 +124,7 @@ struct Timetable {
     by_due: BTreeSet<(i64, JobKey)>,
     due_of: HashMap<JobKey, i64>,
     loaded_until: i64,
+    next_refill: i64,
 }
 
 impl Default for Timetable {
@@ -133,6 +134,7 @@ impl Default for Timetable {
             due_of: HashMap::new(),
             // Nothing loaded yet: the first refill reads the table.
             loaded_until: i64::MIN,
+            next_refill: i64::MIN,
         }
     }
 }
@@ -155,9 +157,15 @@ impl Timetable {
     }
 
     /// When the next refill is due: half a horizon before the loaded part
-    /// runs out.
+    /// runs out, or sooner after a failed one.
     fn refill_at(&self) -> i64 {
-        self.loaded_until.saturating_sub(HORIZON_MS / 2)
+        self.next_refill
+    }
+
+    /// After a failed refill: try again at `at`, keeping what is loaded
+    /// (every job due before the old bound is still here).
+    fn retry_refill_at(&mut self, at: i64) {
+        self.next_refill = at;
     }
 
     /// Replaces what is loaded with `jobs`, every stored job due before
@@ -166,6 +174,7 @@ impl Timetable {
         self.by_due.clear();
         self.due_of.clear();
         self.loaded_until = until;
+        self.next_refill = until.saturating_sub(HORIZON_MS / 2);
         for job in jobs {
             self.set((job.app_id, job.name), job.due_ms);
         }
@@ -213,7 +222,11 @@ impl Scheduler {
                 let until = now + HORIZON_MS;
                 match self.log.jobs_due_before(until) {
                     Ok(jobs) => timetable.refill(jobs, until),
-                    Err(err) => tracing::error!(error = %err, "reading jobs failed"),
+                    Err(err) => {
+                        // What is loaded still fires; the read is tried again in a second.
+                        tracing::error!(error = %err, "reading jobs failed");
+                        timetable.retry_refill_at(now + 1000);
+                    }
                 }
             }
             for key in self.signal.take() {
@@ -245,9 +258,7 @@ impl Scheduler {
                 };
                 tokio::spawn(fire.run(job, key, shutdown.clone()));
             }
-            // At least a moment: a refill that failed is tried again soon,
-            // not in a busy loop.
-            let wait = Duration::from_millis(u64::try_from(timetable.next_wake() - now).unwrap_or(0).max(10));
+            let wait = Duration::from_millis(u64::try_from(timetable.next_wake() - now).unwrap_or(0));
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = self.signal.0.wake.notified() => {}
@@ -369,6 +380,9 @@ mod tests {
         assert_eq!(timetable.pop_due(1_000), vec![key("soon")]);
         // Nothing loaded is due: wake for the refill, half a horizon early.
         assert_eq!(timetable.next_wake(), HORIZON_MS / 2);
+        // A refill that failed is tried again soon, keeping what is loaded.
+        timetable.retry_refill_at(2_000);
+        assert_eq!(timetable.next_wake(), 2_000);
         // The refill reads what the store holds by then.
         timetable.refill(vec![stored("far", 3 * HORIZON_MS)], 3 * HORIZON_MS + 1);
         assert_eq!(timetable.pop_due(3 * HORIZON_MS), vec![key("far")]);
