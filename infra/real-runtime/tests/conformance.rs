@@ -6,12 +6,19 @@
 //! (starting Kafka and a daprd per app is the slow part), each check on
 //! topics of its own.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
-use real_runtime::{RuntimeKind, SidecarOptions, Sidecars};
+use real_runtime::{RuntimeKind, SidecarOptions, Sidecars, kafka::Topic};
 use todo_core::{
     config::DaprConfig,
     dapr::{
+        app::{self, DeliveredEvent, EventHandler},
         callback::{Outcome, subscription, with_bulk},
         jobs::Jobs,
         publisher::{OutgoingEvent, Publisher, SidecarClient},
@@ -19,7 +26,8 @@ use todo_core::{
     },
     events::{self, ContentType},
     proto::v1::{Task, TaskEvent},
-    testing::recorder::Recorder,
+    server::{GrpcApp, base_routes},
+    testing::{RunningServer, recorder::Recorder},
 };
 
 const APP: &str = "conformance";
@@ -584,4 +592,108 @@ async fn jobs_on_dev_sidecar() {
 #[tokio::test]
 async fn jobs_on_daprd() {
     jobs(RuntimeKind::Daprd).await;
+}
+
+// ---------------------------------------------------------------- delivery concurrency
+
+/// Counts how many deliveries of each kind are in the app at once.
+#[derive(Default)]
+struct Overlap {
+    bulk_in_flight: AtomicUsize,
+    bulk_most: AtomicUsize,
+    single_in_flight: AtomicUsize,
+    single_most: AtomicUsize,
+    received: AtomicUsize,
+}
+
+const OVERLAP_BULK_TOPICS: [&str; 2] = ["overlap-bulk-a", "overlap-bulk-b"];
+const OVERLAP_SINGLE_TOPIC: &str = "overlap-single";
+/// Long enough that deliveries which can overlap do.
+const OVERLAP_HANDLING: Duration = Duration::from_millis(40);
+
+impl Overlap {
+    async fn handle(&self, in_flight: &AtomicUsize, most: &AtomicUsize, events: usize) {
+        let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(OVERLAP_HANDLING).await;
+        in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.received.fetch_add(events, Ordering::SeqCst);
+    }
+}
+
+#[tonic::async_trait]
+impl EventHandler for Overlap {
+    fn subscriptions(&self) -> Vec<TopicSubscription> {
+        let mut subscriptions: Vec<TopicSubscription> = OVERLAP_BULK_TOPICS
+            .iter()
+            .map(|topic| with_bulk(subscription("pubsub", topic, &[], "/bulk"), 5, 5))
+            .collect();
+        subscriptions.push(subscription("pubsub", OVERLAP_SINGLE_TOPIC, &[], "/single"));
+        subscriptions
+    }
+
+    async fn on_event(&self, _event: DeliveredEvent) -> Outcome {
+        self.handle(&self.single_in_flight, &self.single_most, 1).await;
+        Outcome::Success
+    }
+
+    async fn on_batch(&self, events: &[DeliveredEvent]) -> Option<Vec<Outcome>> {
+        self.handle(&self.bulk_in_flight, &self.bulk_most, events.len()).await;
+        Some(vec![Outcome::Success; events.len()])
+    }
+}
+
+/// How many deliveries an app gets at once: single deliveries of different
+/// partitions overlap, while bulk batches come one at a time per app and
+/// pub/sub component, across partitions and topics (daprd's Kafka
+/// component holds one lock over its bulk flushes). A consumer that
+/// subscribes in bulk must be fast per batch: every other batch waits.
+async fn delivery_concurrency(kind: RuntimeKind) {
+    const USERS: usize = 12;
+    const PER_TOPIC: usize = 60;
+    let mut sidecars = Sidecars::plan(kind, &[APP]);
+    let app = Arc::new(Overlap::default());
+    let mut base = base_routes(&app::SERVICE_NAMES).unwrap();
+    app::add_routes(&mut base.routes, app.clone(), None);
+    let server = GrpcApp::bind(([127, 0, 0, 1], sidecars.app(APP).app_port).into(), base)
+        .await
+        .unwrap();
+    let _server = RunningServer::spawn(server.local_addr(), |stop| server.run_until_stopped(stop));
+    let topics: Vec<&str> = OVERLAP_BULK_TOPICS.into_iter().chain([OVERLAP_SINGLE_TOPIC]).collect();
+    sidecars
+        .connect_apps(&SidecarOptions {
+            topics: topics.iter().map(|topic| Topic::new(topic, 6)).collect(),
+            ..SidecarOptions::default()
+        })
+        .await;
+    let publisher = Publisher::connect_lazy(&dapr_config(&sidecars, None)).unwrap();
+    for topic in &topics {
+        let events: Vec<OutgoingEvent> = (0..PER_TOPIC)
+            .map(|n| json_event(&format!("{topic}-{n}"), &format!("user{}", n % USERS), r#"{"n":1}"#))
+            .collect();
+        publisher.publish_bulk(topic, &events).await.unwrap();
+    }
+    eventually("every event delivered", &sidecars, Duration::from_secs(90), || {
+        app.received.load(Ordering::SeqCst) >= topics.len() * PER_TOPIC
+    })
+    .await;
+    assert_eq!(
+        app.bulk_most.load(Ordering::SeqCst),
+        1,
+        "{kind}: bulk batches of different partitions and topics overlapped"
+    );
+    assert!(
+        app.single_most.load(Ordering::SeqCst) >= 2,
+        "{kind}: single deliveries of different partitions never overlapped"
+    );
+}
+
+#[tokio::test]
+async fn delivery_concurrency_on_dev_sidecar() {
+    delivery_concurrency(RuntimeKind::DevSidecar).await;
+}
+
+#[tokio::test]
+async fn delivery_concurrency_on_daprd() {
+    delivery_concurrency(RuntimeKind::Daprd).await;
 }

@@ -1,6 +1,6 @@
 //! One consumer: an app's subscription on one partition.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use prost_types::{Struct, Value, value::Kind};
 use todo_core::{
@@ -45,6 +45,12 @@ pub struct Consumer {
     pub subscription: TopicSubscription,
     pub partition: u32,
     pub policy: RetryPolicy,
+    /// Taken for every bulk delivery, retries and dead letters included, and
+    /// shared by all of the app's bulk consumers on one pub/sub component:
+    /// daprd's Kafka component delivers one bulk batch at a time per app,
+    /// whatever its partition or topic (a mutex across its claims), while
+    /// single deliveries of different partitions overlap.
+    pub bulk_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Why an event no route matched ended on the dead-letter topic.
@@ -85,15 +91,24 @@ impl Consumer {
             if shutdown.is_cancelled() {
                 return;
             }
+            let turn = match bulk {
+                Some(_) => Some(tokio::select! {
+                    turn = self.bulk_turn.lock() => turn,
+                    () = shutdown.cancelled() => return,
+                }),
+                None => None,
+            };
             let batch = match self.log.read(&topic, self.partition, next, bulk.unwrap_or(1)) {
                 Ok(batch) => batch,
                 Err(err) => {
+                    drop(turn);
                     tracing::error!(error = %err, "reading the log failed");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
             };
             if batch.is_empty() {
+                drop(turn);
                 tokio::select! {
                     () = self.log.appended() => {}
                     () = shutdown.cancelled() => return,

@@ -52,7 +52,10 @@ pub fn start(
                 }
             }
         };
+        // One turn per pub/sub component for the app's bulk deliveries.
+        let mut bulk_turns: BTreeMap<String, Arc<tokio::sync::Mutex<()>>> = BTreeMap::new();
         for subscription in &declared {
+            let bulk_turn = bulk_turns.entry(subscription.pubsub_name.clone()).or_default().clone();
             tracing::info!(
                 app = %app_id,
                 topic = %subscription.topic,
@@ -68,6 +71,7 @@ pub fn start(
                     subscription: subscription.clone(),
                     partition,
                     policy: policy.clone(),
+                    bulk_turn: bulk_turn.clone(),
                 };
                 tokio::spawn(consumer.run(shutdown.clone()));
             }
