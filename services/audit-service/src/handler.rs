@@ -1,11 +1,10 @@
 //! What audit-service does with each delivered event.
 
 use prost::Message;
-use todo_core::db::Database;
 use todo_core::{
     dapr::{
         app::{DeliveredEvent, EventHandler},
-        callback::{Outcome, subscription, with_bulk},
+        callback::{Outcome, subscription},
         runtime::TopicSubscription,
     },
     events::{self, ContentType, topics},
@@ -14,16 +13,12 @@ use todo_core::{
 };
 use uuid::Uuid;
 
-use crate::store::{self, NewRecord};
+use crate::{group_commit::GroupCommit, store::NewRecord};
 
 const AUDIT_ROUTE: &str = "/audit";
-/// Bulk delivery: at most this many events per call, and the runtime waits
-/// at most this long to fill a batch (so a lone event is not held back).
-const BULK_MAX_EVENTS: i32 = 200;
-const BULK_MAX_AWAIT_MS: i32 = 5;
 
 pub struct Auditor {
-    pub pool: Database,
+    pub commits: GroupCommit,
     pub pubsub_name: String,
 }
 
@@ -69,10 +64,10 @@ pub fn record_for(event: &DeliveredEvent) -> Result<Option<NewRecord>, InvalidEv
         _ => return Ok(None),
     };
     let event_id = Uuid::parse_str(&event_id).map_err(|_| InvalidEvent::Field("event_id"))?;
-    if user_id.trim().is_empty() || user_id.len() > 255 {
+    if user_id.trim().is_empty() || user_id.len() > 255 || user_id.contains('\0') {
         return Err(InvalidEvent::Field("user_id"));
     }
-    if task_id.is_empty() || task_id.len() > 64 {
+    if task_id.is_empty() || task_id.len() > 64 || task_id.contains('\0') {
         return Err(InvalidEvent::Field("task_id"));
     }
     let event_type = if event_type.is_empty() {
@@ -80,7 +75,9 @@ pub fn record_for(event: &DeliveredEvent) -> Result<Option<NewRecord>, InvalidEv
     } else {
         event_type
     };
-    if event_type.is_empty() || event_type.len() > 100 {
+    // PostgreSQL text cannot hold NUL: refused there, it would be retried
+    // for ever instead of dropped as the poison it is.
+    if event_type.is_empty() || event_type.len() > 100 || event_type.contains('\0') {
         return Err(InvalidEvent::Field("event_type"));
     }
     let occurred_at = match occurred_at {
@@ -102,14 +99,10 @@ impl EventHandler for Auditor {
     fn subscriptions(&self) -> Vec<TopicSubscription> {
         [topics::TASK_EVENTS, topics::TASK_COMMANDS]
             .into_iter()
-            .map(|topic| {
-                // In bulk: a batch is one transaction (see `store::append_all`).
-                with_bulk(
-                    subscription(&self.pubsub_name, topic, &[], AUDIT_ROUTE),
-                    BULK_MAX_EVENTS,
-                    BULK_MAX_AWAIT_MS,
-                )
-            })
+            // One event at a time per partition, partitions at once; the
+            // events waiting together share a transaction (see
+            // `group_commit`), so bulk delivery would only add waiting.
+            .map(|topic| subscription(&self.pubsub_name, topic, &[], AUDIT_ROUTE))
             .collect()
     }
 
@@ -124,9 +117,9 @@ impl EventHandler for Auditor {
 }
 
 impl Auditor {
-    /// Records every valid event of `events` in one transaction; poison is
-    /// dropped, events of other topics acknowledged, and a failed
-    /// transaction asks for all of them again.
+    /// Records every valid event of `events` in one transaction (with the
+    /// other deliveries waiting); poison is dropped, events of other topics
+    /// acknowledged, and a failed transaction asks for all of them again.
     async fn append(&self, events: &[DeliveredEvent]) -> Vec<Outcome> {
         let mut outcomes = vec![Outcome::Success; events.len()];
         let mut records = Vec::with_capacity(events.len());
@@ -147,7 +140,8 @@ impl Auditor {
         if records.is_empty() {
             return outcomes;
         }
-        match store::append_all(&self.pool, &records).await {
+        let count = records.len();
+        match self.commits.append(records).await {
             Ok(appended) => {
                 tracing::debug!(
                     appended = appended.iter().filter(|a| **a).count(),
@@ -156,7 +150,7 @@ impl Auditor {
                 );
             }
             Err(err) => {
-                tracing::warn!(events = records.len(), error = %err, "appending failed; will retry");
+                tracing::warn!(events = count, error = %err, "appending failed; will retry");
                 for position in positions {
                     outcomes[position] = Outcome::Retry;
                 }

@@ -87,12 +87,15 @@ pub async fn append_all(db: &Database, records: &[NewRecord]) -> sqlx::Result<Ve
     let mut users: Vec<&str> = records.iter().map(|record| record.user_id.as_str()).collect();
     users.sort_unstable();
     users.dedup();
-    for user in &users {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
-            .bind(user)
-            .execute(&mut *tx)
-            .await?;
-    }
+    // All of them in one round trip; PostgreSQL evaluates a volatile
+    // output column after the sort, so the locks are taken in this order.
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended(u.user_id, 7)) \
+         FROM unnest($1::text[]) WITH ORDINALITY AS u(user_id, n) ORDER BY u.n",
+    )
+    .bind(&users)
+    .execute(&mut *tx)
+    .await?;
     let event_ids: Vec<Uuid> = records.iter().map(|record| record.event_id).collect();
     let mut seen: HashSet<Uuid> = sqlx::query_scalar("SELECT event_id FROM audit_records WHERE event_id = ANY($1)")
         .bind(&event_ids)

@@ -355,6 +355,73 @@ async fn concurrent_deliveries_for_one_user_keep_one_unbroken_chain() {
     assert_eq!(verdict.records_checked, 24);
 }
 
+/// Deliveries that wait together share a transaction; when the database
+/// refuses one record of the group, the others are still appended and only
+/// that delivery is asked again.
+#[tokio::test]
+async fn deliveries_waiting_together_share_a_transaction_and_a_refused_one_fails_alone() {
+    let app = spawn().await;
+    app.superuser_sql(
+        "CREATE FUNCTION audit.refuse_marked() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN IF NEW.task_id = 'refused' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$; \
+         CREATE TRIGGER refuse_marked BEFORE INSERT ON audit.audit_records \
+         FOR EACH ROW EXECUTE FUNCTION audit.refuse_marked();",
+    )
+    .await;
+    // Hold the table so the first delivery's transaction waits and the
+    // rest queue up behind it as one group.
+    let mut holder = sqlx::PgConnection::connect(&app.database.url).await.unwrap();
+    sqlx::raw_sql("BEGIN; LOCK TABLE audit.audit_records IN EXCLUSIVE MODE;")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let mut handles = Vec::new();
+    for n in 0..12 {
+        let mut callback = app.callback.clone();
+        let task = if n == 7 {
+            "refused".to_owned()
+        } else {
+            format!("task-{n}")
+        };
+        let event = task_event(&format!("user-{n}"), &task, "task.created", 1_800_000_000 + n);
+        handles.push(tokio::spawn(async move {
+            let status = callback
+                .on_topic_event(delivery(
+                    "task-events",
+                    "task.created",
+                    event.encode_to_vec(),
+                    "application/protobuf",
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .status;
+            (n, status)
+        }));
+        // The first one alone, in its waiting transaction; the rest queued.
+        if n == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
+    for handle in handles {
+        let (n, status) = handle.await.unwrap();
+        let expected = if n == 7 {
+            TopicEventResponseStatus::Retry as i32
+        } else {
+            SUCCESS
+        };
+        assert_eq!(status, expected, "delivery {n}");
+    }
+    for n in (0..12).filter(|n| *n != 7) {
+        let (records, _) = app
+            .records(&format!("user-{n}"), ListAuditRecordsRequest::default())
+            .await;
+        assert_eq!(records.len(), 1, "user-{n}");
+    }
+}
+
 #[tokio::test]
 async fn poison_is_dropped() {
     let mut app = spawn().await;
@@ -370,6 +437,11 @@ async fn poison_is_dropped() {
     let mut no_task = task_event("alice", "t", "task.created", 1);
     no_task.task = None;
     assert_eq!(app.deliver_task_event(&no_task).await, drop);
+    // Valid protobuf, but text PostgreSQL cannot store.
+    let nul = task_event("alice", "t", "task.\0created", 1);
+    assert_eq!(app.deliver_task_event(&nul).await, drop);
+    let nul_task = task_event("alice", "t\0", "task.created", 1);
+    assert_eq!(app.deliver_task_event(&nul_task).await, drop);
     assert_eq!(
         app.deliver("somewhere-else", "x", vec![1], "application/protobuf")
             .await,
