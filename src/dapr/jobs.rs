@@ -1,5 +1,6 @@
-//! The Dapr Jobs API: one-shot jobs that the sidecar's scheduler fires back
-//! into the app that scheduled them (`OnJobEvent`).
+//! The Dapr Jobs API: jobs that the sidecar's scheduler fires back into the
+//! app that scheduled them (`OnJobEvent`), once or a given number of times
+//! at a fixed interval.
 //!
 //! The stable names (`ScheduleJob`, `DeleteJob`) are tried first; a runtime
 //! that answers UNIMPLEMENTED gets the `…Alpha1` names from then on.
@@ -42,6 +43,25 @@ pub fn failure_policy() -> JobFailurePolicy {
     }
 }
 
+/// A job that fires `times` times in all, `every` apart from its due time.
+///
+/// The Scheduler counts each trigger from the previous one's scheduled
+/// time, not from when it was delivered: a first trigger retried for an
+/// hour does not move the second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repeat {
+    pub every: chrono::Duration,
+    pub times: u32,
+}
+
+impl Repeat {
+    /// The schedule as the Jobs API takes it: `@every` and a Go duration
+    /// (whole milliseconds, which both runtimes read exactly).
+    pub fn schedule(&self) -> String {
+        format!("@every {}ms", self.every.num_milliseconds())
+    }
+}
+
 /// Schedules and deletes jobs through the sidecar.
 #[derive(Debug, Clone)]
 pub struct Jobs {
@@ -65,11 +85,24 @@ impl Jobs {
         data: Any,
         traceparent: Option<&str>,
     ) -> Result<(), Status> {
+        self.schedule(name, due, None, data, traceparent).await
+    }
+
+    /// Schedules (or replaces) a job that fires first at `due`, then as
+    /// `repeat` says. Replacing a job starts its count again.
+    pub async fn schedule(
+        &self,
+        name: &str,
+        due: DateTime<Utc>,
+        repeat: Option<Repeat>,
+        data: Any,
+        traceparent: Option<&str>,
+    ) -> Result<(), Status> {
         let message = ScheduleJobRequest {
             job: Some(Job {
                 name: name.to_owned(),
-                schedule: None,
-                repeats: None,
+                schedule: repeat.map(|repeat| repeat.schedule()),
+                repeats: repeat.map(|repeat| repeat.times),
                 due_time: Some(due.to_rfc3339_opts(SecondsFormat::Micros, true)),
                 ttl: None,
                 data: Some(data),

@@ -71,6 +71,10 @@ pub enum ApiLevel {
 pub struct RecordedJob {
     pub name: String,
     pub due_time: String,
+    /// `@every …` for a repeating job, else empty.
+    pub schedule: String,
+    /// How many triggers in all (0: not given).
+    pub repeats: u32,
     pub data: Option<prost_types::Any>,
     pub traceparent: Option<String>,
     /// `ScheduleJob` or `ScheduleJobAlpha1`.
@@ -274,6 +278,8 @@ impl Router {
             RecordedJob {
                 name: job.name,
                 due_time: job.due_time.unwrap_or_default(),
+                schedule: job.schedule.unwrap_or_default(),
+                repeats: job.repeats.unwrap_or_default(),
                 data: job.data,
                 traceparent,
                 method,

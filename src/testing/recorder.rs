@@ -25,6 +25,8 @@ pub struct Recorder {
     /// Answers per event id, used up in order; SUCCESS once exhausted.
     script: Mutex<HashMap<String, VecDeque<Outcome>>>,
     jobs: Mutex<Vec<JobEventRequest>>,
+    /// When each recorded job trigger arrived, beside `jobs`.
+    job_arrivals: Mutex<Vec<chrono::DateTime<chrono::Utc>>>,
     /// Job triggers to fail (UNAVAILABLE) before one succeeds.
     failing_jobs: Mutex<u32>,
 }
@@ -89,6 +91,16 @@ impl Recorder {
         self.jobs.lock().unwrap().clone()
     }
 
+    /// The name of every job trigger that succeeded, and when it arrived.
+    pub fn job_arrivals(&self) -> Vec<(String, chrono::DateTime<chrono::Utc>)> {
+        let jobs = self.jobs.lock().unwrap();
+        let arrivals = self.job_arrivals.lock().unwrap();
+        jobs.iter()
+            .map(|job| job.name.clone())
+            .zip(arrivals.iter().copied())
+            .collect()
+    }
+
     /// Serves this recorder as an app on 127.0.0.1:`port`.
     pub async fn serve(self: &Arc<Self>, port: u16, app_api_token: Option<&str>) -> RunningServer {
         let mut base = base_routes(&app::SERVICE_NAMES).expect("routes");
@@ -126,7 +138,9 @@ impl EventHandler for Recorder {
                 return Err(Status::unavailable("scripted job failure"));
             }
         }
-        self.jobs.lock().unwrap().push(job);
+        let mut jobs = self.jobs.lock().unwrap();
+        jobs.push(job);
+        self.job_arrivals.lock().unwrap().push(chrono::Utc::now());
         Ok(())
     }
 }

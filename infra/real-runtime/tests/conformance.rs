@@ -20,9 +20,9 @@ use todo_core::{
     dapr::{
         app::{self, DeliveredEvent, EventHandler},
         callback::{Outcome, subscription, with_bulk},
-        jobs::Jobs,
+        jobs::{Jobs, Repeat},
         publisher::{OutgoingEvent, Publisher, SidecarClient},
-        runtime::{PublishEventRequest, TopicSubscription, dapr_client::DaprClient},
+        runtime::{GetJobRequest, PublishEventRequest, TopicSubscription, dapr_client::DaprClient},
     },
     events::{self, ContentType},
     proto::v1::{Task, TaskEvent},
@@ -592,6 +592,69 @@ async fn jobs_on_dev_sidecar() {
 #[tokio::test]
 async fn jobs_on_daprd() {
     jobs(RuntimeKind::Daprd).await;
+}
+
+/// A job with a due time, an `@every` schedule and two repeats (how
+/// reminder-service fires a task's 24-hour and 1-hour reminders) fires
+/// twice with the same data: at its due time, and one interval after that
+/// time even when the first trigger had to be retried; then it is gone.
+async fn repeating_jobs(kind: RuntimeKind) {
+    let mut sidecars = Sidecars::plan(kind, &[APP]);
+    let app = Recorder::new(Vec::new());
+    let _server = app.serve(sidecars.app(APP).app_port, None).await;
+    sidecars.connect_apps(&SidecarOptions::default()).await;
+    let sidecar = SidecarClient::connect_lazy(&dapr_config(&sidecars, None)).unwrap();
+    let jobs = Jobs::new(sidecar.clone());
+    let first = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let every = chrono::Duration::seconds(12);
+    // The first trigger fails once; the failure policy tries it again 5 s later.
+    app.fail_jobs(1);
+    jobs.schedule("twice", first, Some(Repeat { every, times: 2 }), any("both"), None)
+        .await
+        .unwrap();
+    eventually("both triggers", &sidecars, Duration::from_secs(60), || {
+        app.jobs().len() >= 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let arrivals = app.job_arrivals();
+    assert_eq!(arrivals.len(), 2, "{kind}: two triggers in all: {arrivals:?}");
+    assert!(
+        app.jobs()
+            .iter()
+            .all(|job| job.data.as_ref().map(|data| data.value.as_slice()) == Some(b"both")),
+        "{kind}: the same data both times"
+    );
+    let (retried, second) = (arrivals[0].1, arrivals[1].1);
+    let slack = chrono::Duration::milliseconds(500);
+    assert!(
+        retried >= first + chrono::Duration::seconds(5) - slack,
+        "{kind}: the first was retried: {arrivals:?}"
+    );
+    assert!(
+        second >= first + every - slack,
+        "{kind}: the second not before its time: {arrivals:?}"
+    );
+    assert!(
+        second < retried + every - chrono::Duration::seconds(2),
+        "{kind}: the second counts from the first's scheduled time, not its retry: {arrivals:?}"
+    );
+    let gone = sidecar
+        .client()
+        .get_job(sidecar.request(GetJobRequest { name: "twice".into() }, None))
+        .await
+        .expect_err("the job is gone after its last trigger");
+    assert!(gone.message().contains("not found"), "{kind}: {gone:?}");
+}
+
+#[tokio::test]
+async fn repeating_jobs_on_dev_sidecar() {
+    repeating_jobs(RuntimeKind::DevSidecar).await;
+}
+
+#[tokio::test]
+async fn repeating_jobs_on_daprd() {
+    repeating_jobs(RuntimeKind::Daprd).await;
 }
 
 // ---------------------------------------------------------------- delivery concurrency

@@ -258,6 +258,18 @@ async fn reminders_fire_once_follow_the_due_date_and_never_for_finished_tasks(
         .into_inner()
         .task
         .unwrap();
+    // Due in a day and three seconds: its 24-hour reminder comes in ~3 s,
+    // and the same job stays to fire the 1-hour one 23 hours later.
+    let tomorrow = alice
+        .create_task(create(
+            "tomorrow",
+            due_in(chrono::Duration::hours(24) + chrono::Duration::seconds(3)),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
     // Due in two days, then moved to an hour and three seconds from now.
     let moved = alice
         .create_task(create("moved", due_in(chrono::Duration::days(2))))
@@ -296,7 +308,7 @@ async fn reminders_fire_once_follow_the_due_date_and_never_for_finished_tasks(
         .unwrap();
 
     let mut notifications = stack.notifications("alice").await;
-    let listed = eventually("both reminders arrive", Duration::from_secs(30), || {
+    let listed = eventually("the three reminders arrive", Duration::from_secs(30), || {
         let mut client = notifications.clone();
         async move {
             let list = client
@@ -305,7 +317,7 @@ async fn reminders_fire_once_follow_the_due_date_and_never_for_finished_tasks(
                 .ok()?
                 .into_inner()
                 .notifications;
-            (list.len() >= 2).then_some(list)
+            (list.len() >= 3).then_some(list)
         }
     })
     .await;
@@ -320,19 +332,27 @@ async fn reminders_fire_once_follow_the_due_date_and_never_for_finished_tasks(
     assert_eq!(listed_again.len(), listed.len(), "each reminder exactly once");
     let mut tasks: Vec<&str> = listed_again.iter().map(|n| n.task_id.as_str()).collect();
     tasks.sort();
-    let mut expected = vec![reminded.id.as_str(), moved.id.as_str()];
+    let mut expected = vec![reminded.id.as_str(), moved.id.as_str(), tomorrow.id.as_str()];
     expected.sort();
     assert_eq!(tasks, expected, "never for the completed or the deleted task");
-    assert!(listed_again.iter().all(|n| n.message.starts_with("Due in 1 hour")));
+    for note in &listed_again {
+        let lead = if note.task_id == tomorrow.id {
+            "24 hours"
+        } else {
+            "1 hour"
+        };
+        assert!(note.message.starts_with(&format!("Due in {lead}")), "{note:?}");
+    }
     let moved_note = listed_again.iter().find(|n| n.task_id == moved.id).unwrap();
     assert!(
         timestamps::from_proto(moved_note.due_at.as_ref().unwrap()).unwrap() < Utc::now() + chrono::Duration::hours(2),
         "the reminder follows the moved due date"
     );
-    // The moved task's earlier reminder jobs were replaced, not left behind
-    // (where the runtime can list its jobs).
+    // The moved task's earlier reminder job was replaced, not left behind,
+    // and the others are gone after their trigger (where the runtime can
+    // list its jobs): only tomorrow's waits for its 1-hour trigger.
     if let Some(pending) = runtime.pending_jobs().await {
-        assert_eq!(pending, 0, "no stale reminder jobs");
+        assert_eq!(pending, 1, "no stale reminder jobs");
     }
     let bob = stack
         .notifications("bob")

@@ -1,7 +1,8 @@
-//! The durable jobs scheduler: one-shot jobs stored in the log's `jobs`
-//! table, fired into the app that scheduled them through `OnJobEvent`
-//! (`OnJobEventAlpha1` for older apps). Jobs that came due while the sidecar
-//! was down fire as soon as it is back.
+//! The durable jobs scheduler: jobs stored in the log's `jobs` table, fired
+//! into the app that scheduled them through `OnJobEvent` (`OnJobEventAlpha1`
+//! for older apps), once at their due time or, with an `@every` schedule,
+//! again each interval after it for as many repeats as they ask. Jobs that
+//! came due while the sidecar was down fire as soon as it is back.
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
@@ -49,10 +50,42 @@ pub fn parse_due_time(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, S
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Ok(at.with_timezone(&Utc));
     }
+    let after = parse_go_duration(text).map_err(|err| format!("dueTime {err}"))?;
+    now.checked_add_signed(after)
+        .ok_or_else(|| format!("dueTime {text:?} is too far away"))
+}
+
+/// Reads a job's `schedule` of the one form dev-sidecar runs, `@every`
+/// and a Go duration (the Scheduler also takes six-field cron lines and
+/// `@daily`-style descriptors); the interval between triggers.
+pub fn parse_schedule(text: &str) -> Result<chrono::Duration, ScheduleError> {
+    let every = text
+        .trim()
+        .strip_prefix("@every ")
+        .ok_or_else(|| ScheduleError::Unsupported(text.to_owned()))?;
+    let interval = parse_go_duration(every).map_err(|err| ScheduleError::Invalid(format!("schedule {err}")))?;
+    if interval <= chrono::Duration::zero() {
+        return Err(ScheduleError::Invalid(format!(
+            "schedule {text:?}: the interval must be positive"
+        )));
+    }
+    Ok(interval)
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ScheduleError {
+    #[error("dev-sidecar runs `@every <duration>` schedules only, not {0:?}")]
+    Unsupported(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A Go `time.ParseDuration` string of non-negative parts (`1h30m`, `1.5s`).
+fn parse_go_duration(text: &str) -> Result<chrono::Duration, String> {
     let mut total_nanos: i128 = 0;
     let mut rest = text.trim();
     if rest.is_empty() {
-        return Err("dueTime is empty".into());
+        return Err(format!("{text:?} is empty"));
     }
     while !rest.is_empty() {
         let digits = rest
@@ -61,7 +94,7 @@ pub fn parse_due_time(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, S
         let (number, after) = rest.split_at(digits);
         let number: f64 = number
             .parse()
-            .map_err(|_| format!("dueTime {text:?}: expected RFC 3339 or a duration"))?;
+            .map_err(|_| format!("{text:?}: expected RFC 3339 or a duration"))?;
         let unit_len = after.find(|c: char| c.is_ascii_digit()).unwrap_or(after.len());
         let (unit, next) = after.split_at(unit_len);
         let nanos_per = match unit {
@@ -71,14 +104,14 @@ pub fn parse_due_time(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, S
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
-            _ => return Err(format!("dueTime {text:?}: unknown unit {unit:?}")),
+            _ => return Err(format!("{text:?}: unknown unit {unit:?}")),
         };
         total_nanos += (number * nanos_per) as i128;
         rest = next;
     }
-    let nanos = i64::try_from(total_nanos).map_err(|_| format!("dueTime {text:?} is too far away"))?;
-    now.checked_add_signed(chrono::Duration::nanoseconds(nanos))
-        .ok_or_else(|| format!("dueTime {text:?} is too far away"))
+    i64::try_from(total_nanos)
+        .map(chrono::Duration::nanoseconds)
+        .map_err(|_| format!("{text:?} is too far away"))
 }
 
 type JobKey = (String, String);
@@ -314,14 +347,11 @@ impl Fire {
             }
         };
         if !delivered {
-            tracing::warn!(app = %job.app_id, job = %job.name, "job given up: its failure policy ran out");
+            tracing::warn!(app = %job.app_id, job = %job.name, "trigger given up: its failure policy ran out");
         }
-        // Remove it unless it was rescheduled while firing.
-        match self.log.job(&job.app_id, &job.name) {
-            Ok(Some(current)) if current.due_ms == job.due_ms && current.data == job.data => {
-                let _ = self.log.delete_job(&job.app_id, &job.name).await;
-            }
-            _ => {}
+        // On to its next trigger, or gone; unless it was rescheduled while firing.
+        if let Err(err) = self.log.finish_trigger(job).await {
+            tracing::error!(app = %key.0, job = %key.1, error = %err, "recording a trigger failed; it fires again");
         }
         self.in_flight.lock().expect("lock").remove(&key);
         self.signal.changed(&key.0, &key.1);
@@ -413,5 +443,39 @@ mod tests {
         assert!(parse_due_time("5d", now).is_err());
         assert!(parse_due_time("", now).is_err());
         assert!(parse_due_time("99999999999999h", now).is_err());
+    }
+
+    #[test]
+    fn schedules_of_the_every_form() {
+        assert_eq!(parse_schedule("@every 23h"), Ok(chrono::Duration::hours(23)));
+        assert_eq!(parse_schedule("@every 82800000ms"), Ok(chrono::Duration::hours(23)));
+        assert!(matches!(
+            parse_schedule("0 30 * * * *"),
+            Err(ScheduleError::Unsupported(_))
+        ));
+        assert!(matches!(parse_schedule("@daily"), Err(ScheduleError::Unsupported(_))));
+        assert!(matches!(parse_schedule("@every 0s"), Err(ScheduleError::Invalid(_))));
+        assert!(matches!(parse_schedule("@every 1d"), Err(ScheduleError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_repeating_job_counts_each_trigger_from_the_last_ones_scheduled_time() {
+        let job = StoredJob {
+            due_ms: 1_000,
+            every_ms: 500,
+            repeats: 3,
+            ..stored("twice-more", 1_000)
+        };
+        let second = job.after_trigger().unwrap();
+        assert_eq!((second.due_ms, second.triggered), (1_500, 1));
+        let third = second.after_trigger().unwrap();
+        assert_eq!((third.due_ms, third.triggered), (2_000, 2));
+        assert_eq!(third.after_trigger(), None, "three triggers in all");
+        assert_eq!(stored("once", 1_000).after_trigger(), None);
+        let forever = StoredJob {
+            every_ms: 10,
+            ..stored("forever", 0)
+        };
+        assert_eq!(forever.after_trigger().unwrap().due_ms, 10);
     }
 }

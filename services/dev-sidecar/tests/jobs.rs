@@ -7,6 +7,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use support::{Recorder, Stack, eventually, serve_app};
+use todo_core::dapr::{
+    jobs::Repeat,
+    publisher::SidecarClient,
+    runtime::{GetJobRequest, Job, ScheduleJobRequest},
+};
 
 fn data(text: &str) -> prost_types::Any {
     prost_types::Any {
@@ -80,4 +85,87 @@ async fn bad_job_requests_are_refused_clearly() {
     jobs.schedule_once("past", past, data("x"), None).await.unwrap();
     let err = jobs.schedule_once("", past, data("x"), None).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
+
+    // Schedules other than `@every`, which daprd would run, are refused as
+    // not implemented here, not taken and dropped.
+    let sidecar = SidecarClient::connect_lazy(&stack.dapr_config()).unwrap();
+    let schedule = |schedule: &str| ScheduleJobRequest {
+        job: Some(Job {
+            name: "repeating".into(),
+            schedule: Some(schedule.into()),
+            repeats: Some(2),
+            data: Some(data("x")),
+            ..Job::default()
+        }),
+        overwrite: true,
+    };
+    for (text, code) in [
+        ("0 30 * * * *", tonic::Code::Unimplemented),
+        ("@daily", tonic::Code::Unimplemented),
+        ("@every 0s", tonic::Code::InvalidArgument),
+        ("@every 1d", tonic::Code::InvalidArgument),
+    ] {
+        let err = sidecar
+            .client()
+            .schedule_job(sidecar.request(schedule(text), None))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), code, "{text}: {err:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_repeating_job_keeps_its_count_across_a_restart() {
+    let stack = Stack::new();
+    let recorder = Recorder::on_topics(&[], false);
+    let _app = serve_app(recorder.clone(), stack.app_port).await;
+    let sidecar = stack.sidecar(&[]).await;
+    let every = chrono::Duration::milliseconds(700);
+    stack
+        .jobs()
+        .schedule(
+            "thrice",
+            Utc::now() + chrono::Duration::milliseconds(200),
+            Some(Repeat { every, times: 3 }),
+            data("each"),
+            None,
+        )
+        .await
+        .unwrap();
+    eventually("the first trigger", Duration::from_secs(5), || {
+        !recorder.jobs().is_empty()
+    })
+    .await;
+    // Stopped between triggers, once the first is recorded as done.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let client = SidecarClient::connect_lazy(&stack.dapr_config()).unwrap();
+    let job = client
+        .client()
+        .get_job(client.request(GetJobRequest { name: "thrice".into() }, None))
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    assert_eq!(
+        (job.schedule.as_deref(), job.repeats),
+        (Some("@every 700ms"), Some(3)),
+        "GetJob shows the schedule as given"
+    );
+    drop(sidecar);
+    // Down while the second comes due: it fires after the restart.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let _sidecar = stack.sidecar(&[]).await;
+    eventually("the other two triggers", Duration::from_secs(10), || {
+        recorder.jobs().len() >= 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        recorder.jobs().len(),
+        3,
+        "three triggers in all, one of them before the restart"
+    );
+    let pending = stack.inspect("/jobs").await;
+    assert!(pending.as_array().unwrap().is_empty(), "gone after the last: {pending}");
 }

@@ -110,7 +110,7 @@ impl Reminders {
     async fn apply(&self, events: &[DeliveredEvent]) -> Vec<Outcome> {
         let now = timestamps::now();
         let mut outcomes = vec![Outcome::Success; events.len()];
-        let mut latest: HashMap<String, (Vec<Action>, Option<String>)> = HashMap::new();
+        let mut latest: HashMap<String, (Option<Action>, Option<String>)> = HashMap::new();
         let mut planned = Vec::new();
         for (position, event) in events.iter().enumerate() {
             if !event_types::TASK_EVENT_TYPES.contains(&event.event_type.as_str()) {
@@ -127,9 +127,9 @@ impl Reminders {
                 }
             };
             match plan(&task_event, now, event.traceparent.as_deref()) {
-                Ok(actions) => {
+                Ok(action) => {
                     let task_id = task_event.task.map(|task| task.id).unwrap_or_default();
-                    latest.insert(task_id, (actions, event.traceparent.clone()));
+                    latest.insert(task_id, (action, event.traceparent.clone()));
                     planned.push(position);
                 }
                 Err(err) => {
@@ -139,19 +139,18 @@ impl Reminders {
             }
         }
         let mut calls = tokio::task::JoinSet::new();
-        for (actions, trace) in latest.into_values() {
-            for action in actions {
-                let (jobs, trace) = (self.jobs.clone(), trace.clone());
-                calls.spawn(async move {
-                    let result = match &action {
-                        Action::Schedule { name, at, job } => {
-                            jobs.schedule_once(name, *at, job_data(job), trace.as_deref()).await
-                        }
-                        Action::Delete { name } => jobs.delete(name, trace.as_deref()).await,
-                    };
-                    (action, result)
-                });
-            }
+        for (action, trace) in latest.into_values() {
+            let Some(action) = action else { continue };
+            let jobs = self.jobs.clone();
+            calls.spawn(async move {
+                let result = match &action {
+                    Action::Schedule { name, at, repeat, job } => {
+                        jobs.schedule(name, *at, *repeat, job_data(job), trace.as_deref()).await
+                    }
+                    Action::Delete { name } => jobs.delete(name, trace.as_deref()).await,
+                };
+                (action, result)
+            });
         }
         let mut failed = false;
         while let Some(joined) = calls.join_next().await {

@@ -1,6 +1,6 @@
-//! reminder-service: keeps two Dapr jobs per open task with a future due
-//! date (24 h and 1 h before), moves them when the due date moves, deletes
-//! them when the task is completed or deleted, and publishes
+//! reminder-service: keeps one Dapr job per open task with a future due
+//! date, firing 24 h and 1 h before it, moves it when the due date moves,
+//! deletes it when the task is completed or deleted, and publishes
 //! `reminder.due_soon` to `reminders` when one fires. No polling, no tables:
 //! the scheduler holds the state, and deterministic job names make every
 //! change an overwrite.

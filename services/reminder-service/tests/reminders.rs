@@ -79,15 +79,24 @@ impl TestApp {
     }
 }
 
-fn job_name(suffix: &str) -> String {
-    format!("reminder-{TASK_ID}-{suffix}")
+fn job_name() -> String {
+    format!("reminder-{TASK_ID}")
 }
 
-fn due_time(app: &TestApp, suffix: &str) -> Option<DateTime<Utc>> {
-    app.sidecar
-        .jobs()
-        .get(&job_name(suffix))
-        .map(|job| DateTime::parse_from_rfc3339(&job.due_time).unwrap().with_timezone(&Utc))
+/// The task's job: its first trigger, and (schedule, repeats) after it.
+fn job_of(app: &TestApp) -> Option<(DateTime<Utc>, String, u32)> {
+    app.sidecar.jobs().get(&job_name()).map(|job| {
+        (
+            DateTime::parse_from_rfc3339(&job.due_time).unwrap().with_timezone(&Utc),
+            job.schedule.clone(),
+            job.repeats,
+        )
+    })
+}
+
+/// Fires at `first`, and again 23 hours later.
+fn both_reminders(first: DateTime<Utc>) -> Option<(DateTime<Utc>, String, u32)> {
+    Some((first, "@every 82800000ms".into(), 2))
 }
 
 #[tokio::test]
@@ -100,8 +109,7 @@ async fn jobs_follow_the_due_date_and_go_away_on_completion() {
         app.deliver(&task_event("task.created", Some(due), false)).await,
         success
     );
-    assert_eq!(due_time(&app, "24h"), Some(due - Duration::hours(24)));
-    assert_eq!(due_time(&app, "1h"), Some(due - Duration::hours(1)));
+    assert_eq!(job_of(&app), both_reminders(due - Duration::hours(24)));
     assert!(app.sidecar.jobs().values().all(|job| job.method == "ScheduleJob"));
 
     // Moved to five hours ahead: the 24 h reminder would be in the past.
@@ -110,8 +118,7 @@ async fn jobs_follow_the_due_date_and_go_away_on_completion() {
         app.deliver(&task_event("task.updated", Some(moved), false)).await,
         success
     );
-    assert_eq!(due_time(&app, "24h"), None);
-    assert_eq!(due_time(&app, "1h"), Some(moved - Duration::hours(1)));
+    assert_eq!(job_of(&app), Some((moved - Duration::hours(1), String::new(), 0)));
 
     // A duplicate delivery changes nothing.
     assert_eq!(
@@ -141,9 +148,10 @@ async fn jobs_follow_the_due_date_and_go_away_on_completion() {
 #[tokio::test]
 async fn a_fired_job_publishes_one_reminder_identity_even_when_it_fires_twice() {
     let mut app = spawn(ApiLevel::Stable).await;
-    let due = timestamps::now() + Duration::hours(30);
+    // Only the 1-hour reminder is ahead.
+    let due = timestamps::now() + Duration::minutes(90);
     app.deliver(&task_event("task.created", Some(due), false)).await;
-    let job = app.sidecar.jobs().remove(&job_name("1h")).unwrap();
+    let job = app.sidecar.jobs().remove(&job_name()).unwrap();
     let fired = JobEventRequest {
         name: job.name.clone(),
         data: job.data.clone(),
@@ -180,7 +188,7 @@ async fn older_runtimes_get_the_alpha1_jobs_api() {
     let status = app.deliver(&task_event("task.created", Some(due), false)).await;
     assert_eq!(status, TopicEventResponseStatus::Success as i32);
     let jobs = app.sidecar.jobs();
-    assert_eq!(jobs.len(), 2);
+    assert_eq!(jobs.len(), 1);
     assert!(jobs.values().all(|job| job.method == "ScheduleJobAlpha1"));
     app.deliver(&task_event("task.deleted", Some(due), false)).await;
     assert!(app.sidecar.jobs().is_empty());
@@ -208,7 +216,7 @@ async fn poison_is_dropped_outages_retried_and_json_accepted() {
     );
     let status = app.callback.on_topic_event(json).await.unwrap().into_inner().status;
     assert_eq!(status, TopicEventResponseStatus::Success as i32);
-    assert_eq!(app.sidecar.jobs().len(), 2);
+    assert_eq!(app.sidecar.jobs().len(), 1);
 
     app.sidecar.set_available(false);
     assert_eq!(
@@ -216,7 +224,7 @@ async fn poison_is_dropped_outages_retried_and_json_accepted() {
         TopicEventResponseStatus::Retry as i32
     );
     // A job that fires while the sidecar is down fails, so the scheduler retries it.
-    let job = app.sidecar.jobs().remove(&job_name("24h")).unwrap();
+    let job = app.sidecar.jobs().remove(&job_name()).unwrap();
     let fired = JobEventRequest {
         name: job.name,
         data: job.data,
@@ -284,9 +292,8 @@ async fn a_bulk_delivery_leaves_each_task_with_the_jobs_of_its_latest_event() {
         TopicEventResponseStatus::Drop as i32,
     );
     assert_eq!(statuses, [success, success, success, drop]);
-    // The moved due date won for the first task; the other has its own two.
-    assert_eq!(due_time(&app, "24h"), Some(moved - Duration::hours(24)));
-    assert_eq!(due_time(&app, "1h"), Some(moved - Duration::hours(1)));
-    assert_eq!(app.sidecar.jobs().len(), 4);
-    assert!(app.sidecar.jobs().contains_key(&format!("reminder-{other_id}-1h")));
+    // The moved due date won for the first task; the other has its own job.
+    assert_eq!(job_of(&app), both_reminders(moved - Duration::hours(24)));
+    assert_eq!(app.sidecar.jobs().len(), 2);
+    assert!(app.sidecar.jobs().contains_key(&format!("reminder-{other_id}")));
 }

@@ -22,7 +22,7 @@ use tonic::{Request, Response, Status, body::Body, server::NamedService};
 use crate::{
     cloudevent,
     delivery::Subscriptions,
-    jobs::{JobsSignal, parse_due_time},
+    jobs::{JobsSignal, ScheduleError, parse_due_time, parse_schedule},
     log::{Log, StoredJob},
 };
 
@@ -173,16 +173,28 @@ impl AppEndpoint {
         if job.name.is_empty() || job.name.len() > 256 {
             return Err(Status::invalid_argument("job.name must be 1 to 256 characters"));
         }
-        if job.schedule.as_deref().is_some_and(|s| !s.is_empty()) || job.repeats.is_some_and(|r| r > 1) {
+        let schedule = job.schedule.clone().unwrap_or_default();
+        let every = match schedule.as_str() {
+            "" => None,
+            text => Some(parse_schedule(text).map_err(|err| match err {
+                ScheduleError::Unsupported(_) => Status::unimplemented(err.to_string()),
+                ScheduleError::Invalid(_) => Status::invalid_argument(err.to_string()),
+            })?),
+        };
+        let repeats = job.repeats.unwrap_or(0);
+        if every.is_none() && repeats > 1 {
             return Err(Status::unimplemented(
-                "dev-sidecar runs one-shot jobs (dueTime) only; schedule and repeats are not supported",
+                "dev-sidecar repeats a job only on an `@every` schedule",
             ));
         }
-        let due_time = job
-            .due_time
-            .filter(|due| !due.is_empty())
-            .ok_or_else(|| Status::invalid_argument("job.due_time is required"))?;
-        let due = parse_due_time(&due_time, Utc::now()).map_err(Status::invalid_argument)?;
+        let now = Utc::now();
+        let due_time = job.due_time.clone().filter(|due| !due.is_empty());
+        // With only a schedule, the first trigger is one interval from now.
+        let due = match (&due_time, every) {
+            (Some(text), _) => parse_due_time(text, now).map_err(Status::invalid_argument)?,
+            (None, Some(every)) => now + every,
+            (None, None) => return Err(Status::invalid_argument("job.due_time or job.schedule is required")),
+        };
         if !message.overwrite && self.log.job(&self.app_id, &job.name).map_err(storage_error)?.is_some() {
             return Err(Status::already_exists(format!(
                 "job {} exists; set overwrite",
@@ -195,10 +207,14 @@ impl AppEndpoint {
                 app_id: self.app_id.clone(),
                 name: job.name,
                 due_ms: due.timestamp_millis(),
-                due_time,
+                due_time: due_time.unwrap_or_default(),
                 data: job.data,
                 traceparent: trace,
                 failure_policy: job.failure_policy,
+                schedule,
+                every_ms: every.map_or(0, |every| every.num_milliseconds().max(1)),
+                repeats,
+                triggered: 0,
             })
             .await
             .map_err(storage_error)?;
@@ -221,9 +237,9 @@ impl AppEndpoint {
         Ok(Response::new(GetJobResponse {
             job: Some(Job {
                 name: job.name,
-                schedule: None,
-                repeats: None,
-                due_time: Some(job.due_time),
+                schedule: (!job.schedule.is_empty()).then_some(job.schedule),
+                repeats: (job.repeats > 0).then_some(job.repeats),
+                due_time: (!job.due_time.is_empty()).then_some(job.due_time),
                 ttl: None,
                 data: job.data,
                 failure_policy: job.failure_policy,

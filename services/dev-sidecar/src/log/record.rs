@@ -44,14 +44,14 @@ pub struct StoredEvent {
     pub failed_app: String,
 }
 
-/// A one-shot job waiting for its due time.
+/// A job waiting for its next trigger.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StoredJob {
     #[prost(string, tag = "1")]
     pub app_id: String,
     #[prost(string, tag = "2")]
     pub name: String,
-    /// When it fires (ms since the epoch).
+    /// When it fires next (ms since the epoch).
     #[prost(int64, tag = "3")]
     pub due_ms: i64,
     /// The due time as the app gave it.
@@ -64,4 +64,32 @@ pub struct StoredJob {
     /// What to do when a trigger fails (None: daprd's default).
     #[prost(message, optional, tag = "7")]
     pub failure_policy: Option<todo_core::dapr::common::JobFailurePolicy>,
+    /// The schedule as the app gave it (`@every …`); empty for a one-shot job.
+    #[prost(string, tag = "8")]
+    pub schedule: String,
+    /// Time between triggers (ms); 0 for a one-shot job.
+    #[prost(int64, tag = "9")]
+    pub every_ms: i64,
+    /// How many triggers in all; 0 with a schedule: for ever.
+    #[prost(uint32, tag = "10")]
+    pub repeats: u32,
+    /// How many triggers are behind it.
+    #[prost(uint32, tag = "11")]
+    pub triggered: u32,
+}
+
+impl StoredJob {
+    /// The job as it stands after the trigger due at `due_ms` is done
+    /// (delivered, or given up by its failure policy): due again one
+    /// interval after that trigger's scheduled time, as the Scheduler
+    /// counts, or nothing once its repeats are used up.
+    pub fn after_trigger(&self) -> Option<StoredJob> {
+        let triggered = self.triggered + 1;
+        let more = self.every_ms > 0 && (self.repeats == 0 || triggered < self.repeats);
+        more.then(|| StoredJob {
+            due_ms: self.due_ms.saturating_add(self.every_ms),
+            triggered,
+            ..self.clone()
+        })
+    }
 }

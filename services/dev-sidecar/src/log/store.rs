@@ -71,6 +71,12 @@ enum Write {
         name: String,
         reply: oneshot::Sender<Result<bool, LogError>>,
     },
+    /// A trigger of `fired` is done: the job moves on to its next trigger
+    /// or goes, unless it was rescheduled or deleted meanwhile.
+    FinishTrigger {
+        fired: StoredJob,
+        reply: oneshot::Sender<Result<bool, LogError>>,
+    },
     /// Deletes each (topic, partition)'s events below the offset.
     Trim {
         cuts: Vec<(String, u32, u64)>,
@@ -269,6 +275,18 @@ impl Log {
                 name: name.to_owned(),
                 reply,
             })
+            .map_err(|_| LogError::Closed)?;
+        answer.await.map_err(|_| LogError::Closed)?
+    }
+
+    /// A trigger of `fired` (as read before it fired) is done: the job is
+    /// due again one interval later or, its repeats used up, deleted; in
+    /// the writer, so that a ScheduleJob or DeleteJob that came meanwhile
+    /// wins. False when it had changed.
+    pub async fn finish_trigger(&self, fired: StoredJob) -> Result<bool, LogError> {
+        let (reply, answer) = oneshot::channel();
+        self.writes
+            .send(Write::FinishTrigger { fired, reply })
             .map_err(|_| LogError::Closed)?;
         answer.await.map_err(|_| LogError::Closed)?
     }
@@ -515,7 +533,25 @@ impl Writer {
                                 .remove((app_id.as_str(), name.as_str()))
                                 .map_err(storage)?
                                 .is_some();
-                            Some(WriteOutcome::Deleted(existed))
+                            Some(WriteOutcome::Changed(existed))
+                        }
+                        Write::FinishTrigger { fired, .. } => {
+                            let key = (fired.app_id.as_str(), fired.name.as_str());
+                            let current = jobs
+                                .get(key)
+                                .map_err(storage)?
+                                .map(|value| StoredJob::decode(value.value()))
+                                .transpose()
+                                .map_err(storage)?;
+                            let unchanged = current.as_ref() == Some(fired);
+                            if unchanged {
+                                match fired.after_trigger() {
+                                    Some(next) => jobs.insert(key, next.encode_to_vec().as_slice()).map(|_| ()),
+                                    None => jobs.remove(key).map(|_| ()),
+                                }
+                                .map_err(storage)?;
+                            }
+                            Some(WriteOutcome::Changed(unchanged))
                         }
                     });
                 }
@@ -534,7 +570,10 @@ impl Writer {
                         (Write::PutJob { reply, .. }, _) => {
                             let _ = reply.send(Ok(()));
                         }
-                        (Write::DeleteJob { reply, .. }, Some(WriteOutcome::Deleted(existed))) => {
+                        (
+                            Write::DeleteJob { reply, .. } | Write::FinishTrigger { reply, .. },
+                            Some(WriteOutcome::Changed(existed)),
+                        ) => {
                             let _ = reply.send(Ok(existed));
                         }
                         (Write::Trim { reply, .. }, Some(WriteOutcome::Trimmed(removed))) => {
@@ -555,7 +594,7 @@ impl Writer {
                         Write::PutJob { reply, .. } => {
                             let _ = reply.send(Err(LogError::Storage(err.to_string())));
                         }
-                        Write::DeleteJob { reply, .. } => {
+                        Write::DeleteJob { reply, .. } | Write::FinishTrigger { reply, .. } => {
                             let _ = reply.send(Err(LogError::Storage(err.to_string())));
                         }
                         Write::Trim { reply, .. } => {
@@ -585,7 +624,8 @@ pub const PARTITION_EXTENSION: &str = "devsidecarpartition";
 enum WriteOutcome {
     Appended(Vec<(u32, u64)>),
     Done,
-    Deleted(bool),
+    /// Whether a job was there to delete, or still as it fired.
+    Changed(bool),
     Trimmed(u64),
 }
 
