@@ -100,7 +100,7 @@ where
     }
     let elapsed = started.elapsed();
     let mut closed = latencies.lock().unwrap().clone();
-    let closed_drain = wait_for_zero_lag(stack).await?;
+    let (closed_drain, closed_lag) = wait_for_zero_lag(stack).await?;
     // Up to the drained lag, so that the consumers' share of each request is in.
     let cpu = CpuSnapshot::take().since(&cpu_before, closed.len());
     out.push((
@@ -112,6 +112,7 @@ where
             "p50_ms": round(percentile(&mut closed, 50.0)),
             "p99_ms": round(percentile(&mut closed, 99.0)),
             "lag_drained_s": round(closed_drain.as_secs_f64()),
+            "lag_at_end": closed_lag,
             "cpu": cpu,
         }),
     ));
@@ -128,7 +129,7 @@ where
     let from = chrono::Utc::now();
     let phase = open_loop(clients, rate, seconds).await;
     let until = chrono::Utc::now();
-    let drained = wait_for_zero_lag(stack).await?;
+    let (drained, lag_at_end) = wait_for_zero_lag(stack).await?;
     let mut e2e = audit_latencies_ms(stack, from, until).await?;
     Ok(json!({
         "offered_rps": rate,
@@ -138,6 +139,7 @@ where
         "p50_ms": round(percentile(&mut e2e, 50.0)),
         "p99_ms": round(percentile(&mut e2e, 99.0)),
         "lag_drained_s": round(drained.as_secs_f64()),
+        "lag_at_end": lag_at_end,
         "measured": format!("audit record recorded_at - event occurred_at (the commit), open loop at {rate} CreateTask/s"),
     }))
 }
@@ -222,17 +224,41 @@ async fn audit_latencies_ms(
 }
 
 /// How long until every consumer group has committed everything (on the
-/// real runtime that is when daprd has committed, about once a second).
-async fn wait_for_zero_lag(stack: &impl Inspect) -> anyhow::Result<Duration> {
+/// real runtime that is when daprd has committed, about once a second),
+/// and which groups were behind when the wait began, by how much.
+async fn wait_for_zero_lag(stack: &impl Inspect) -> anyhow::Result<(Duration, Value)> {
     let started = Instant::now();
+    let mut at_start = None;
     loop {
         let lag = stack.lag().await.map_err(anyhow::Error::msg)?;
+        let behind = at_start.get_or_insert_with(|| lag_by_group(&lag));
         if lag["total"].as_u64() == Some(0) {
-            return Ok(started.elapsed());
+            return Ok((started.elapsed(), behind.clone()));
         }
         anyhow::ensure!(started.elapsed() < Duration::from_secs(300), "lag did not drain: {lag}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The groups with a lag in either runtime's report, summed over
+/// partitions: Kafka's (`groups[].group`, `.lag`) or dev-sidecar's
+/// (`partitions[]` by app and topic).
+fn lag_by_group(lag: &Value) -> Value {
+    let mut behind = std::collections::BTreeMap::<String, u64>::new();
+    for group in lag["groups"].as_array().into_iter().flatten() {
+        let name = group["group"].as_str().unwrap_or_default();
+        *behind.entry(name.to_owned()).or_default() += group["lag"].as_u64().unwrap_or(0);
+    }
+    for partition in lag["partitions"].as_array().into_iter().flatten() {
+        let name = format!(
+            "{}/{}",
+            partition["app"].as_str().unwrap_or_default(),
+            partition["topic"].as_str().unwrap_or_default()
+        );
+        *behind.entry(name).or_default() += partition["lag"].as_u64().unwrap_or(0);
+    }
+    behind.retain(|_, lag| *lag > 0);
+    json!(behind)
 }
 
 /// Resident memory of process `pid`, in MB.

@@ -1,15 +1,13 @@
 //! Group commit: the deliveries that arrive while a transaction is in
 //! flight are appended together in the next one.
 //!
-//! The runtime delivers one event at a time per partition, and different
-//! partitions at once; bulk delivery would batch them, but daprd's Kafka
-//! component hands an app one bulk batch at a time across all its
-//! partitions and topics, so a lone event waits behind every other
-//! partition's batch (docs/benchmarks.md). Here a lone event gets a
-//! transaction of its own at once, and under load the wait for one commit
-//! gathers the next group: latency of single delivery, throughput of
-//! batches. A user's events stay in order because the runtime delivers
-//! a partition's next event only after this one is answered.
+//! daprd's Kafka component (and dev-sidecar, like it) hands an app one
+//! bulk batch at a time across all its partitions and topics, so with the
+//! bulk subscription each group is one batch. Deliveries that do arrive
+//! together (single deliveries, one per partition at a time, or a runtime
+//! that overlaps bulk calls) share a transaction instead of queueing for
+//! one each. A user's events stay in order because the runtime delivers a
+//! partition's next event only after this one is answered.
 
 use todo_core::db::Database;
 use tokio::sync::{mpsc, oneshot};
