@@ -143,7 +143,7 @@ impl JobsSignal {
 }
 
 /// How far ahead the in-memory timetable holds jobs. Jobs due later stay
-/// only on disk: reminder-service keeps two jobs for every task with a due
+/// only on disk: reminder-service keeps a job for every task with a due
 /// date, and a timetable of all of them (a quarter of a million after the
 /// full bench) cost about 100 MB. Every half horizon the table is read
 /// once for what comes due next.
