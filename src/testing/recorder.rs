@@ -24,9 +24,8 @@ pub struct Recorder {
     received: Mutex<Vec<DeliveredEvent>>,
     /// Answers per event id, used up in order; SUCCESS once exhausted.
     script: Mutex<HashMap<String, VecDeque<Outcome>>>,
-    jobs: Mutex<Vec<JobEventRequest>>,
-    /// When each recorded job trigger arrived, beside `jobs`.
-    job_arrivals: Mutex<Vec<chrono::DateTime<chrono::Utc>>>,
+    /// Every job trigger that succeeded, and when it arrived.
+    jobs: Mutex<Vec<(JobEventRequest, chrono::DateTime<chrono::Utc>)>>,
     /// Job triggers to fail (UNAVAILABLE) before one succeeds.
     failing_jobs: Mutex<u32>,
 }
@@ -88,16 +87,16 @@ impl Recorder {
     }
 
     pub fn jobs(&self) -> Vec<JobEventRequest> {
-        self.jobs.lock().unwrap().clone()
+        self.jobs.lock().unwrap().iter().map(|(job, _)| job.clone()).collect()
     }
 
     /// The name of every job trigger that succeeded, and when it arrived.
     pub fn job_arrivals(&self) -> Vec<(String, chrono::DateTime<chrono::Utc>)> {
-        let jobs = self.jobs.lock().unwrap();
-        let arrivals = self.job_arrivals.lock().unwrap();
-        jobs.iter()
-            .map(|job| job.name.clone())
-            .zip(arrivals.iter().copied())
+        self.jobs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(job, at)| (job.name.clone(), *at))
             .collect()
     }
 
@@ -138,9 +137,7 @@ impl EventHandler for Recorder {
                 return Err(Status::unavailable("scripted job failure"));
             }
         }
-        let mut jobs = self.jobs.lock().unwrap();
-        jobs.push(job);
-        self.job_arrivals.lock().unwrap().push(chrono::Utc::now());
+        self.jobs.lock().unwrap().push((job, chrono::Utc::now()));
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! What audit-service does with each delivered event.
 
 use prost::Message;
+use todo_core::db::Database;
 use todo_core::{
     dapr::{
         app::{DeliveredEvent, EventHandler},
@@ -13,7 +14,7 @@ use todo_core::{
 };
 use uuid::Uuid;
 
-use crate::{group_commit::GroupCommit, store::NewRecord};
+use crate::store::{self, NewRecord};
 
 const AUDIT_ROUTE: &str = "/audit";
 /// Bulk delivery: at most this many events per call, and the runtime waits
@@ -22,7 +23,7 @@ const BULK_MAX_EVENTS: i32 = 200;
 const BULK_MAX_AWAIT_MS: i32 = 5;
 
 pub struct Auditor {
-    pub commits: GroupCommit,
+    pub pool: Database,
     pub pubsub_name: String,
 }
 
@@ -103,11 +104,11 @@ impl EventHandler for Auditor {
     fn subscriptions(&self) -> Vec<TopicSubscription> {
         [topics::TASK_EVENTS, topics::TASK_COMMANDS]
             .into_iter()
-            // In bulk: a batch is one transaction. Single deliveries (one
-            // event per partition at a time, grouped by `group_commit`) gave
-            // a lone event less wait at low rates but, with at most one
-            // event in flight per partition, a fraction of the throughput
-            // and twice the CPU per event (docs/benchmarks.md).
+            // In bulk: a batch is one transaction (see `store::append_all`).
+            // Single deliveries with group commit were measured: a lone
+            // event waited less at low rates but, with at most one event in
+            // flight per partition, throughput fell to a fraction and CPU
+            // per event rose by half (docs/benchmarks.md).
             .map(|topic| {
                 with_bulk(
                     subscription(&self.pubsub_name, topic, &[], AUDIT_ROUTE),
@@ -129,9 +130,9 @@ impl EventHandler for Auditor {
 }
 
 impl Auditor {
-    /// Records every valid event of `events` in one transaction (with the
-    /// other deliveries waiting); poison is dropped, events of other topics
-    /// acknowledged, and a failed transaction asks for all of them again.
+    /// Records every valid event of `events` in one transaction; poison is
+    /// dropped, events of other topics acknowledged, and a failed
+    /// transaction asks for all of them again.
     async fn append(&self, events: &[DeliveredEvent]) -> Vec<Outcome> {
         let mut outcomes = vec![Outcome::Success; events.len()];
         let mut records = Vec::with_capacity(events.len());
@@ -152,8 +153,7 @@ impl Auditor {
         if records.is_empty() {
             return outcomes;
         }
-        let count = records.len();
-        match self.commits.append(records).await {
+        match store::append_all(&self.pool, &records).await {
             Ok(appended) => {
                 tracing::debug!(
                     appended = appended.iter().filter(|a| **a).count(),
@@ -162,7 +162,7 @@ impl Auditor {
                 );
             }
             Err(err) => {
-                tracing::warn!(events = count, error = %err, "appending failed; will retry");
+                tracing::warn!(events = records.len(), error = %err, "appending failed; will retry");
                 for position in positions {
                     outcomes[position] = Outcome::Retry;
                 }

@@ -5,7 +5,6 @@
 //! - [`config`]: the environment it reads.
 //! - [`chain`]: the record hash and chain verification (pure).
 //! - [`store`]: SQL for `audit_records`: append under a per-user lock, list, scan.
-//! - [`group_commit`]: deliveries that wait together, appended in one transaction.
 //! - [`handler`]: what it does with each delivered event.
 //! - [`api`]: ListAuditRecords and VerifyAuditChain.
 //! - [`startup`]: [`startup::Application`], built once and run until SIGTERM.
@@ -13,7 +12,6 @@
 pub mod api;
 pub mod chain;
 pub mod config;
-pub mod group_commit;
 pub mod handler;
 pub mod startup;
 pub mod store;

@@ -13,7 +13,7 @@ use todo_core::{
     shutdown::CancellationToken,
 };
 
-use crate::{api::AuditApi, config::Config, group_commit::GroupCommit, handler::Auditor};
+use crate::{api::AuditApi, config::Config, handler::Auditor};
 
 /// The PostgreSQL schema this service owns.
 pub const SCHEMA: &str = "audit";
@@ -48,7 +48,7 @@ impl Application {
         base.routes
             .add_service(InterceptedService::new(api, AuthInterceptor::new(verifier)));
         let auditor = Auditor {
-            commits: GroupCommit::start(pool.clone()),
+            pool: pool.clone(),
             pubsub_name: config.dapr.pubsub_name.clone(),
         };
         app::add_routes(&mut base.routes, Arc::new(auditor), config.dapr.app_api_token.clone());

@@ -355,11 +355,11 @@ async fn concurrent_deliveries_for_one_user_keep_one_unbroken_chain() {
     assert_eq!(verdict.records_checked, 24);
 }
 
-/// Deliveries that wait together share a transaction; when the database
-/// refuses one record of the group, the others are still appended and only
-/// that delivery is asked again.
+/// Deliveries in flight at once are each appended; when the database
+/// refuses one record, the others are still appended and only that
+/// delivery is asked again.
 #[tokio::test]
-async fn deliveries_waiting_together_share_a_transaction_and_a_refused_one_fails_alone() {
+async fn concurrent_deliveries_are_each_appended_and_a_refused_one_fails_alone() {
     let app = spawn().await;
     app.superuser_sql(
         "CREATE FUNCTION audit.refuse_marked() RETURNS trigger LANGUAGE plpgsql AS $$ \
@@ -368,8 +368,7 @@ async fn deliveries_waiting_together_share_a_transaction_and_a_refused_one_fails
          FOR EACH ROW EXECUTE FUNCTION audit.refuse_marked();",
     )
     .await;
-    // Hold the table so the first delivery's transaction waits and the
-    // rest queue up behind it as one group.
+    // Hold the table so that every delivery is in flight at once.
     let mut holder = sqlx::PgConnection::connect(&app.database.url).await.unwrap();
     sqlx::raw_sql("BEGIN; LOCK TABLE audit.audit_records IN EXCLUSIVE MODE;")
         .execute(&mut holder)
@@ -398,7 +397,7 @@ async fn deliveries_waiting_together_share_a_transaction_and_a_refused_one_fails
                 .status;
             (n, status)
         }));
-        // The first one alone, in its waiting transaction; the rest queued.
+        // The first one alone, in its waiting transaction; the rest after it.
         if n == 0 {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }

@@ -50,7 +50,7 @@ pub fn parse_due_time(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, S
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Ok(at.with_timezone(&Utc));
     }
-    let after = parse_go_duration(text).map_err(|err| format!("dueTime {err}"))?;
+    let after = parse_go_duration(text).map_err(|err| format!("dueTime is not RFC 3339, nor a duration: {err}"))?;
     now.checked_add_signed(after)
         .ok_or_else(|| format!("dueTime {text:?} is too far away"))
 }
@@ -94,7 +94,7 @@ fn parse_go_duration(text: &str) -> Result<chrono::Duration, String> {
         let (number, after) = rest.split_at(digits);
         let number: f64 = number
             .parse()
-            .map_err(|_| format!("{text:?}: expected RFC 3339 or a duration"))?;
+            .map_err(|_| format!("{text:?}: expected a duration such as 90s or 1h30m"))?;
         let unit_len = after.find(|c: char| c.is_ascii_digit()).unwrap_or(after.len());
         let (unit, next) = after.split_at(unit_len);
         let nanos_per = match unit {

@@ -9,7 +9,6 @@ use chrono::Utc;
 use support::{Recorder, Stack, eventually, serve_app};
 use todo_core::dapr::{
     jobs::Repeat,
-    publisher::SidecarClient,
     runtime::{GetJobRequest, Job, ScheduleJobRequest},
 };
 
@@ -88,7 +87,7 @@ async fn bad_job_requests_are_refused_clearly() {
 
     // Schedules other than `@every`, which daprd would run, are refused as
     // not implemented here, not taken and dropped.
-    let sidecar = SidecarClient::connect_lazy(&stack.dapr_config()).unwrap();
+    let sidecar = stack.sidecar_client();
     let schedule = |schedule: &str| ScheduleJobRequest {
         job: Some(Job {
             name: "repeating".into(),
@@ -138,7 +137,7 @@ async fn a_repeating_job_keeps_its_count_across_a_restart() {
     .await;
     // Stopped between triggers, once the first is recorded as done.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let client = SidecarClient::connect_lazy(&stack.dapr_config()).unwrap();
+    let client = stack.sidecar_client();
     let job = client
         .client()
         .get_job(client.request(GetJobRequest { name: "thrice".into() }, None))

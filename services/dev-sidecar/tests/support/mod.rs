@@ -111,8 +111,13 @@ impl Stack {
         Publisher::connect_lazy(&self.dapr_config()).unwrap()
     }
 
+    /// A client of the sidecar's Dapr API, for calls the helpers lack.
+    pub fn sidecar_client(&self) -> SidecarClient {
+        SidecarClient::connect_lazy(&self.dapr_config()).unwrap()
+    }
+
     pub fn jobs(&self) -> Jobs {
-        Jobs::new(SidecarClient::connect_lazy(&self.dapr_config()).unwrap())
+        Jobs::new(self.sidecar_client())
     }
 
     /// GET on the inspection surface, as JSON.
