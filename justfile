@@ -33,7 +33,7 @@ test: lint
     set -euo pipefail
     # The real runtime (daprd, Scheduler, Kafka, Jaeger): the conformance,
     # end-to-end and trace suites run on it as well as on dev-sidecar.
-    infra/install.sh >/dev/null
+    runtimes/real/install.sh >/dev/null
     # Independent protocol peers for dev-sidecar's conformance test.
     peers=$(scripts/python-peers.sh)
     export TODO_PYTHON="$peers/python" PATH="$peers:$PATH"
@@ -59,9 +59,9 @@ dev:
 dev-dapr *args:
     scripts/dev-dapr.sh {{args}}
 
-# Build or fetch daprd, the Scheduler, Jaeger and Kafka into ~/.cache/todo-runtime (versions: infra/versions.env); a second run takes seconds.
+# Build or fetch daprd, the Scheduler, Jaeger and Kafka into ~/.cache/todo-runtime (versions: runtimes/real/versions.env); a second run takes seconds.
 install-runtime:
-    infra/install.sh
+    runtimes/real/install.sh
 
 # Against a running `just dev` or `just dev-dapr`: a recurring task, a reminder, the audit trail.
 demo:
@@ -131,7 +131,7 @@ bench *args:
             quick) flags+=(--quick) ;;
             full) ;;
             sidecar) flags+=(--runtime sidecar) ;;
-            dapr) flags+=(--runtime dapr); infra/install.sh >/dev/null ;;
+            dapr) flags+=(--runtime dapr); runtimes/real/install.sh >/dev/null ;;
             *) echo "usage: just bench [quick] [sidecar|dapr]" >&2; exit 2 ;;
         esac
     done
@@ -145,9 +145,9 @@ soak seconds="300" runtime="sidecar":
     set -euo pipefail
     cargo build --workspace --all-features
     case "{{runtime}}" in
-        sidecar) SOAK_SECS={{seconds}} cargo test -q -p dev-sidecar --all-features --test faults -- --ignored --exact soak --nocapture ;;
-        dapr) infra/install.sh >/dev/null
-              SOAK_SECS={{seconds}} cargo test -q -p real-runtime --test faults -- --ignored --exact soak_on_daprd --nocapture ;;
+        sidecar) SOAK_SECS={{seconds}} cargo test -q -p system-tests --test faults_dev_sidecar -- --ignored --exact soak --nocapture ;;
+        dapr) runtimes/real/install.sh >/dev/null
+              SOAK_SECS={{seconds}} cargo test -q -p system-tests --test faults -- --ignored --exact soak_on_daprd --nocapture ;;
         *) echo "just soak SECONDS [sidecar|dapr]" >&2; exit 2 ;;
     esac
 

@@ -117,8 +117,8 @@ workspace = tomllib.loads(text("Cargo.toml"))["workspace"]["members"]
 # Binaries that run as services live under services/; other members (the
 # benchmark tool) are not deployed.
 member_names = {Path(m).name for m in workspace if m.startswith("services/")}
-check(member_names == set(SERVICES) | DEV_ONLY,
-      f"Cargo workspace members under services/ {sorted(member_names)} != the five services + dev-sidecar")
+check(member_names == set(SERVICES),
+      f"Cargo workspace members under services/ {sorted(member_names)} != the five services")
 
 code = {}  # service -> dict(port, db, auth, schema)
 for name, (port, _, _) in SERVICES.items():

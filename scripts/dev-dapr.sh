@@ -2,9 +2,9 @@
 # `just dev-dapr [--tokens]`: the whole system on the real runtime, in the
 # foreground: PostgreSQL (as `just dev`), then the dev-dapr launcher, which
 # starts Kafka, the Dapr Scheduler, Jaeger, the five services and one daprd
-# per service from dapr/dev.yaml (infra/real-runtime/src/bin/dev-dapr.rs).
+# per service from dapr/dev.yaml (tools/todo/src/bin/dev-dapr.rs).
 #
-# Installs the real runtime first if it is missing (infra/install.sh: the
+# Installs the real runtime first if it is missing (runtimes/real/install.sh: the
 # first time takes minutes, later runs seconds). Every run starts from
 # empty state (.dev/pg-real and .dev/real are wiped).
 set -euo pipefail
@@ -27,7 +27,7 @@ for port in "$PG_PORT" 9092 9093 50006 4317 16686 50051 50052 50053 50054 50055 
 done
 
 say "installing the real runtime (cached after the first time)"
-infra/install.sh >/dev/null
+runtimes/real/install.sh >/dev/null
 say "building"
 cargo build --workspace --bins
 

@@ -19,8 +19,6 @@
 //! - [`pagination`]: page sizes and opaque page tokens for list RPCs.
 //! - [`server`]: what every gRPC server shares: health, reflection, shutdown.
 //! - [`shutdown`]: the signal (SIGTERM / Ctrl-C) every task listens to.
-//! - `testing` (feature `testing`): throw-away PostgreSQL and service process
-//!   harness for tests.
 
 pub mod auth;
 pub mod config;
@@ -32,6 +30,4 @@ pub mod proto;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
-#[cfg(feature = "testing")]
-pub mod testing;
 pub mod timestamps;

@@ -2,7 +2,8 @@
 
 use secrecy::SecretString;
 use sqlx::{Connection, PgConnection};
-use todo_core::{config::DatabaseConfig, db, testing::TestDatabase};
+use todo_core::{config::DatabaseConfig, db};
+use todo_testing::TestDatabase;
 
 static PROBE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("tests/migrations");
 
@@ -69,7 +70,7 @@ async fn services_migrate_their_own_schemas_independently() {
 
 #[tokio::test]
 async fn unreachable_database_fails_with_a_clear_error() {
-    let port = todo_core::testing::free_port();
+    let port = todo_testing::free_port();
     let mut config = config(&format!("postgres://nobody@127.0.0.1:{port}/none"));
     config.acquire_timeout = std::time::Duration::from_millis(500);
     let err = db::connect_and_migrate(&config, "tasks", &PROBE_MIGRATIONS)

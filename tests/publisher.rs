@@ -7,8 +7,8 @@ use todo_core::{
     config::DaprConfig,
     dapr::publisher::{OutgoingEvent, Publisher},
     events::ContentType,
-    testing::{ApiLevel, FakeSidecar},
 };
+use todo_testing::{ApiLevel, FakeSidecar};
 
 fn event(n: u32, user: &str) -> OutgoingEvent {
     OutgoingEvent {

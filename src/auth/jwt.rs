@@ -27,22 +27,6 @@ use crate::config::AuthConfig;
 /// The shared secret of the local development stack (`dapr/dev.yaml`).
 pub const DEV_SECRET: &str = "dev-secret-change-me";
 
-/// Signs an HS256 token for `user`, valid for `ttl_secs`: for development
-/// and tests; production tokens come from an identity provider.
-pub fn sign_hs256(secret: &str, user: &str, ttl_secs: u64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs();
-    let claims = serde_json::json!({"sub": user, "iat": now, "exp": now + ttl_secs});
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("HS256 signing cannot fail")
-}
-
 /// Longest accepted user id (`sub`); it becomes a partition key and a column.
 pub const MAX_USER_ID_LEN: usize = 255;
 

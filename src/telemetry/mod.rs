@@ -143,14 +143,3 @@ fn tracer_provider(service_name: &str, endpoint: &str) -> Result<SdkTracerProvid
     opentelemetry::global::set_tracer_provider(provider.clone());
     Ok(provider)
 }
-
-/// For tests: a subscriber that prints only when `TEST_LOG` is set, so test
-/// output stays quiet by default. Safe to call from every test.
-pub fn init_for_tests() {
-    if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("debug")))
-            .with_test_writer()
-            .try_init();
-    }
-}

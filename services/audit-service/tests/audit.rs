@@ -14,9 +14,9 @@ use todo_core::{
         AuditRecord, ListAuditRecordsRequest, Task, TaskEvent, TaskOccurrenceRequested, VerifyAuditChainRequest,
         VerifyAuditChainResponse, audit_service_client::AuditServiceClient,
     },
-    testing::{
-        ApiLevel, FakeSidecar, RunningServer, TestDatabase, auth_config, dapr_config, database_config, delivery, tokens,
-    },
+};
+use todo_testing::{
+    ApiLevel, FakeSidecar, RunningServer, TestDatabase, auth_config, dapr_config, database_config, delivery, tokens,
 };
 use tonic::{Code, Request, transport::Channel};
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use todo_core::testing::{ServiceProcess, TestDatabase};
+use todo_testing::{ServiceProcess, TestDatabase};
 
 #[tokio::test]
 async fn serves_health_and_reflection_and_stops_on_sigterm() {

@@ -19,9 +19,9 @@ use todo_core::{
     proto::v1::{
         ListNotificationsRequest, ReminderEvent, ReminderKind, notification_service_client::NotificationServiceClient,
     },
-    testing::{
-        ApiLevel, FakeSidecar, RunningServer, TestDatabase, auth_config, dapr_config, database_config, delivery, tokens,
-    },
+};
+use todo_testing::{
+    ApiLevel, FakeSidecar, RunningServer, TestDatabase, auth_config, dapr_config, database_config, delivery, tokens,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},

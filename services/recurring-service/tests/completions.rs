@@ -10,8 +10,8 @@ use todo_core::{
     },
     events::encode_json,
     proto::v1::{Frequency, Recurrence, Task, TaskEvent, TaskOccurrenceRequested},
-    testing::{ApiLevel, FakeSidecar, RunningServer, dapr_config},
 };
+use todo_testing::{ApiLevel, FakeSidecar, RunningServer, dapr_config};
 use tonic::{Code, Request, transport::Channel};
 
 struct TestApp {
@@ -66,7 +66,7 @@ fn completed_daily() -> TaskEvent {
 }
 
 fn delivery(event_type: &str, data: Vec<u8>, content_type: &str) -> TopicEventRequest {
-    todo_core::testing::delivery("task-events", event_type, data, content_type)
+    todo_testing::delivery("task-events", event_type, data, content_type)
 }
 
 async fn status(app: &mut TestApp, request: TopicEventRequest) -> i32 {

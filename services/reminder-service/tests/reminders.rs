@@ -13,9 +13,9 @@ use todo_core::{
     },
     events::encode_json,
     proto::v1::{ReminderEvent, ReminderKind, Task, TaskEvent},
-    testing::{ApiLevel, FakeSidecar, RunningServer, dapr_config, delivery},
     timestamps,
 };
+use todo_testing::{ApiLevel, FakeSidecar, RunningServer, dapr_config, delivery};
 use tonic::transport::Channel;
 
 struct TestApp {

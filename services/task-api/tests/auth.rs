@@ -3,10 +3,8 @@
 mod support;
 
 use support::TestApp;
-use todo_core::{
-    proto::v1::{CreateTaskRequest, GetTaskRequest, ListTasksRequest, WatchTasksRequest},
-    testing::tokens,
-};
+use todo_core::proto::v1::{CreateTaskRequest, GetTaskRequest, ListTasksRequest, WatchTasksRequest};
+use todo_testing::tokens;
 use tonic::Code;
 
 #[tokio::test]

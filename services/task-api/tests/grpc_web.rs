@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use support::TestApp;
-use todo_core::{
-    proto::v1::{CreateTaskRequest, GetTaskRequest, WatchTasksRequest, task_service_client::TaskServiceClient},
-    testing::tokens,
+use todo_core::proto::v1::{
+    CreateTaskRequest, GetTaskRequest, WatchTasksRequest, task_service_client::TaskServiceClient,
 };
+use todo_testing::tokens;
 use tonic::Request;
 use tonic_web::GrpcWebClientLayer;
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use sqlx::Connection;
 use support::{TestApp, create, new_task};
-use todo_core::{proto::v1::CompleteTaskRequest, testing::ApiLevel};
+use todo_core::proto::v1::CompleteTaskRequest;
+use todo_testing::ApiLevel;
 
 #[tokio::test]
 async fn a_sidecar_that_is_down_delays_events_but_loses_none() {
@@ -137,7 +138,7 @@ async fn events_committed_before_a_restart_are_published_after_it() {
 async fn two_replicas_publish_every_event_exactly_once() {
     let first = TestApp::spawn().await;
     let url = first.database.url.clone();
-    let second = TestApp::spawn_on(todo_core::testing::TestDatabase::existing(&url), ApiLevel::Stable).await;
+    let second = TestApp::spawn_on(todo_testing::TestDatabase::existing(&url), ApiLevel::Stable).await;
     let mut via_first = first.client("alice").await;
     let mut via_second = second.client("alice").await;
     let mut ids = Vec::new();

@@ -11,8 +11,8 @@ use todo_core::{
     dapr::runtime::{TopicEventRequest, app_callback_client::AppCallbackClient},
     proto::v1::{CreateTaskRequest, Task, TaskEvent, task_service_client::TaskServiceClient},
     shutdown::CancellationToken,
-    testing::{ApiLevel, FakeSidecar, TestDatabase, auth_config, database_config, tokens},
 };
+use todo_testing::{ApiLevel, FakeSidecar, TestDatabase, auth_config, database_config, tokens};
 use tonic::{
     Request, Status,
     metadata::MetadataValue,
@@ -58,7 +58,7 @@ impl TestApp {
     /// Another task-api process (a replica, or the same one restarted) on
     /// an existing database, with its own sidecar.
     pub async fn spawn_on(database: TestDatabase, bulk: ApiLevel) -> Self {
-        todo_core::telemetry::init_for_tests();
+        todo_testing::init_tracing();
         let sidecar = FakeSidecar::start(bulk).await;
         let config = Config {
             server: ServerConfig {

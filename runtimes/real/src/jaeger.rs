@@ -1,0 +1,72 @@
+//! Jaeger (v2 all-in-one, memory storage) on loopback, with runtimes/real/jaeger's
+//! configuration, and its query API for tests that read traces back.
+
+use std::time::Duration;
+
+use crate::{
+    http,
+    install::{Installed, runtime_dir},
+    process::{Output, Proc, Spec},
+};
+
+#[derive(Debug, Clone, Copy)]
+pub struct JaegerPorts {
+    /// OTLP gRPC: where daprd and the services export spans.
+    pub otlp_grpc: u16,
+    /// The query API (and the UI, which the Go module ships as a placeholder).
+    pub query_http: u16,
+    pub query_grpc: u16,
+    pub health: u16,
+}
+
+impl JaegerPorts {
+    /// Jaeger's usual ports, for `just dev-dapr`.
+    pub const DEFAULT: Self = Self {
+        otlp_grpc: 4317,
+        query_http: 16686,
+        query_grpc: 16685,
+        health: 13133,
+    };
+}
+
+pub struct Jaeger {
+    pub proc: Proc,
+    pub ports: JaegerPorts,
+}
+
+impl Jaeger {
+    pub async fn start(installed: &Installed, ports: JaegerPorts, output: Output) -> Result<Self, String> {
+        let config = runtime_dir().join("jaeger/config.yaml");
+        let spec = Spec::new("jaeger", &installed.jaeger, output)
+            .args(["--config".to_owned(), config.display().to_string()])
+            .env("JAEGER_OTLP_GRPC", format!("127.0.0.1:{}", ports.otlp_grpc))
+            .env("JAEGER_QUERY_HTTP", format!("127.0.0.1:{}", ports.query_http))
+            .env("JAEGER_QUERY_GRPC", format!("127.0.0.1:{}", ports.query_grpc))
+            .env("JAEGER_HEALTH", format!("127.0.0.1:{}", ports.health));
+        let proc = Proc::start(spec).map_err(|err| err.to_string())?;
+        let jaeger = Self { proc, ports };
+        http::wait_until_ok(
+            "Jaeger",
+            &format!("http://127.0.0.1:{}/status", ports.health),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|err| format!("{err}\n{}", jaeger.proc.log_tail(30)))?;
+        Ok(jaeger)
+    }
+
+    /// Where to export spans (`OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub fn otlp_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.otlp_grpc)
+    }
+
+    /// GET on the query API, e.g. `/api/services` or `/api/traces/<id>`.
+    pub async fn query(&self, path_and_query: &str) -> Result<serde_json::Value, String> {
+        let url = format!("http://127.0.0.1:{}{path_and_query}", self.ports.query_http);
+        let (status, body) = http::get(&url).await?;
+        if status != 200 {
+            return Err(format!("{url}: status {status}: {body}"));
+        }
+        serde_json::from_str(&body).map_err(|err| format!("{url}: {err}"))
+    }
+}

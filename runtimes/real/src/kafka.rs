@@ -1,0 +1,300 @@
+//! A single-node Kafka broker in KRaft mode (broker and controller in one
+//! process) on loopback, its storage in a folder of its own, so it can be
+//! killed and started again on the same log.
+
+use std::{path::Path, process::Command, time::Duration};
+
+use crate::{
+    install::Installed,
+    process::{Output, Proc, Spec, wait_for_port},
+};
+
+/// A topic to create: name, partitions, and retention (None: the broker's).
+#[derive(Debug, Clone)]
+pub struct Topic {
+    pub name: String,
+    pub partitions: u32,
+    pub retention_ms: Option<u64>,
+}
+
+impl Topic {
+    pub fn new(name: &str, partitions: u32) -> Self {
+        Self {
+            name: name.to_owned(),
+            partitions,
+            retention_ms: None,
+        }
+    }
+}
+
+/// The project's topics, as k8s/base/kafka/topics-job.yaml declares them:
+/// six partitions for each topic, three for each dead-letter topic, kept 14
+/// days for inspection and replay.
+pub fn project_topics() -> Vec<Topic> {
+    use todo_core::events::topics;
+    let mut all = Vec::new();
+    for topic in [topics::TASK_EVENTS, topics::TASK_COMMANDS, topics::REMINDERS] {
+        all.push(Topic::new(topic, 6));
+        all.push(Topic {
+            retention_ms: Some(14 * 24 * 3600 * 1000),
+            ..Topic::new(&topics::dead_letter(topic), 3)
+        });
+    }
+    all
+}
+
+#[derive(Debug, Clone)]
+pub struct KafkaOptions {
+    pub port: u16,
+    pub controller_port: u16,
+    /// Tests that invent topic names let the broker create them on first
+    /// use; the project's stack creates its topics up front, as k8s does.
+    pub auto_create_topics: bool,
+    pub heap_mb: u32,
+}
+
+pub struct Kafka {
+    pub proc: Proc,
+    pub options: KafkaOptions,
+    class_path: String,
+}
+
+impl Kafka {
+    /// Formats `dir` unless it holds a broker's log already, starts the
+    /// broker and waits until it answers.
+    pub async fn start(
+        installed: &Installed,
+        dir: &Path,
+        options: KafkaOptions,
+        output: Output,
+    ) -> Result<Self, String> {
+        std::fs::create_dir_all(dir).map_err(|err| err.to_string())?;
+        let data = dir.join("data");
+        let properties = dir.join("server.properties");
+        std::fs::write(&properties, server_properties(&data, &options)).map_err(|err| err.to_string())?;
+        let log_config = dir.join("log4j2.yaml");
+        std::fs::write(&log_config, LOG_CONFIG).map_err(|err| err.to_string())?;
+        let class_path = installed.kafka_class_path();
+        if !data.join("meta.properties").exists() {
+            let status = Command::new("java")
+                .args(["-cp", &class_path, "kafka.tools.StorageTool", "format", "--standalone"])
+                // `=`: a generated id can start with `-`, which the tool
+                // would take for an option.
+                .arg(format!("--cluster-id={}", cluster_id()))
+                .arg("-c")
+                .arg(&properties)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .map_err(|err| format!("cannot run java: {err}"))?;
+            if !status.success() {
+                return Err(format!("formatting Kafka storage in {} failed", data.display()));
+            }
+        }
+        let spec = Spec::new("kafka", "java", output).args([
+            format!("-Xmx{}m", options.heap_mb),
+            format!("-Xms{}m", options.heap_mb.min(128)),
+            "-XX:+UseSerialGC".to_owned(),
+            format!("-Dlog4j2.configurationFile={}", log_config.display()),
+            "-cp".to_owned(),
+            class_path.clone(),
+            "kafka.Kafka".to_owned(),
+            properties.display().to_string(),
+        ]);
+        let mut kafka = Self {
+            proc: Proc::start(spec).map_err(|err| err.to_string())?,
+            options,
+            class_path,
+        };
+        kafka.wait_until_ready().await?;
+        Ok(kafka)
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.options.port)
+    }
+
+    async fn wait_until_ready(&mut self) -> Result<(), String> {
+        wait_for_port("Kafka", self.options.port, Duration::from_secs(90))
+            .await
+            .map_err(|err| format!("{err}\n{}", self.proc.log_tail(30)))
+    }
+
+    /// kill -9 the broker and start it again on the same log.
+    pub async fn crash_and_restart(&mut self, down_for: Duration) -> Result<(), String> {
+        self.proc.kill();
+        tokio::time::sleep(down_for).await;
+        self.proc.restart().map_err(|err| err.to_string())?;
+        self.wait_until_ready().await
+    }
+
+    /// Runs runtimes/real/kafka/KafkaTool.java's `command` against this broker;
+    /// its standard output.
+    pub fn tool(&self, command: &str, args: &[String]) -> Result<String, String> {
+        kafka_tool(&self.class_path, command, &self.bootstrap(), args)
+    }
+
+    /// Creates `topics` unless they exist.
+    pub fn create_topics(&self, topics: &[Topic]) -> Result<(), String> {
+        if topics.is_empty() {
+            return Ok(());
+        }
+        let specs: Vec<String> = topics
+            .iter()
+            .map(|topic| match topic.retention_ms {
+                Some(ms) => format!("{}:{}:{ms}", topic.name, topic.partitions),
+                None => format!("{}:{}", topic.name, topic.partitions),
+            })
+            .collect();
+        self.tool("topics", &specs).map(|_| ())
+    }
+
+    /// Committed offsets and lag per consumer group (KafkaTool `lag`).
+    pub fn lag(&self) -> Result<serde_json::Value, String> {
+        let text = self.tool("lag", &[])?;
+        serde_json::from_str(&text).map_err(|err| format!("{err}: {text}"))
+    }
+
+    /// Waits until every one of `groups` consumes (see [`wait_until_consuming`]).
+    pub async fn wait_until_consuming(&self, groups: &[String], timeout: Duration) -> Result<(), String> {
+        wait_until_consuming(&self.class_path, &self.bootstrap(), groups, timeout).await
+    }
+
+    /// Republishes the dead letters of `dead_letter_topic` (all, or those
+    /// with the given event ids) to the topic they came from (KafkaTool
+    /// `replay`); returns how many.
+    pub fn replay(&self, dead_letter_topic: &str, ids: &[&str]) -> Result<u64, String> {
+        let mut args = vec![dead_letter_topic.to_owned()];
+        args.extend(ids.iter().map(|id| (*id).to_owned()));
+        let text = self.tool("replay", &args)?;
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|err| format!("{err}: {text}"))?;
+        value["replayed"]
+            .as_u64()
+            .ok_or_else(|| format!("unexpected answer: {text}"))
+    }
+
+    /// The records of every dead-letter topic (KafkaTool `dead-letters`).
+    pub fn dead_letters(&self) -> Result<serde_json::Value, String> {
+        let text = self.tool("dead-letters", &["1000".to_owned()])?;
+        serde_json::from_str(&text).map_err(|err| format!("{err}: {text}"))
+    }
+}
+
+/// Whether `group` has members with partitions assigned: it consumes.
+fn group_is_consuming(groups: &serde_json::Value, group: &str) -> bool {
+    groups.as_array().into_iter().flatten().any(|entry| {
+        entry["group"] == group
+            && entry["state"]
+                .as_str()
+                .is_some_and(|state| state.eq_ignore_ascii_case("stable"))
+            && entry["partitions"].as_u64().unwrap_or(0) > 0
+    })
+}
+
+/// Waits until every one of `groups` has joined and been given its
+/// partitions on the broker at `bootstrap`; on timeout, says which did not
+/// and what the broker reported.
+pub async fn wait_until_consuming(
+    class_path: &str,
+    bootstrap: &str,
+    groups: &[String],
+    timeout: std::time::Duration,
+) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let text = kafka_tool(class_path, "groups", bootstrap, &[]).unwrap_or_default();
+        let described: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let waiting: Vec<&String> = groups
+            .iter()
+            .filter(|group| !group_is_consuming(&described, group))
+            .collect();
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!(
+                "consumer groups {waiting:?} did not start consuming within {timeout:?} ({described})"
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// Runs KafkaTool with `class_path` (libs and the compiled tool).
+pub fn kafka_tool(class_path: &str, command: &str, bootstrap: &str, args: &[String]) -> Result<String, String> {
+    let output = Command::new("java")
+        .args([
+            "-Xmx128m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-cp",
+            class_path,
+            "KafkaTool",
+            command,
+            bootstrap,
+        ])
+        .args(args)
+        .output()
+        .map_err(|err| format!("cannot run java: {err}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "KafkaTool {command} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn server_properties(data: &Path, options: &KafkaOptions) -> String {
+    let KafkaOptions {
+        port,
+        controller_port,
+        auto_create_topics,
+        ..
+    } = options;
+    format!(
+        "process.roles=broker,controller
+node.id=1
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}
+log.dirs={data}
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=6
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable={auto_create_topics}
+num.partitions=3
+message.max.bytes=1048588
+",
+        data = data.display()
+    )
+}
+
+/// A KRaft cluster id: a random UUID in URL-safe base64 without padding,
+/// as `kafka-storage random-uuid` prints.
+fn cluster_id() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
+}
+
+/// Broker logs: warnings and errors, plus the line that says it started.
+const LOG_CONFIG: &str = "Configuration:
+  Appenders:
+    Console:
+      name: STDOUT
+      PatternLayout:
+        pattern: \"[%d] %p %m (%c)%n\"
+  Loggers:
+    Root:
+      level: WARN
+      AppenderRef:
+        - ref: STDOUT
+    Logger:
+      - name: kafka.server.KafkaRaftServer
+        level: INFO
+";

@@ -1,0 +1,468 @@
+//! End to end, on both runtimes: the five service binaries through
+//! dev-sidecar, and through daprd + Kafka + the Scheduler, checked from
+//! where a user stands (the public APIs, dead-letter topics, jobs).
+
+use std::time::Duration;
+
+use chrono::Utc;
+use prost::Message;
+use todo_core::{
+    dapr::{
+        publisher::{OutgoingEvent, Publisher},
+        runtime::{app_callback_client::AppCallbackClient, topic_event_response::TopicEventResponseStatus},
+    },
+    events::ContentType,
+    proto::v1::{
+        CompleteTaskRequest, CreateTaskRequest, DeleteTaskRequest, Frequency, GetTaskRequest, ListAuditRecordsRequest,
+        ListNotificationsRequest, ListTasksRequest, Recurrence, Task, UpdateTaskRequest, VerifyAuditChainRequest,
+        WatchTasksRequest,
+    },
+    timestamps,
+};
+use todo_testing::{Inspect, StackClients, TestStack, delivery, eventually};
+
+use real_runtime::{
+    sidecars::dev_sidecar_binary,
+    stack::{RealStack, RealStackOptions},
+};
+
+async fn on_dev_sidecar() -> TestStack {
+    TestStack::start(dev_sidecar_binary().to_str().expect("utf-8 path"), &[]).await
+}
+
+async fn on_daprd() -> RealStack {
+    RealStack::start(RealStackOptions::default()).await
+}
+
+fn due_in(duration: chrono::Duration) -> Option<prost_types::Timestamp> {
+    Some(timestamps::to_proto(timestamps::now() + duration))
+}
+
+#[tokio::test]
+async fn recurrence_audit_and_watch_on_dev_sidecar() {
+    let stack = on_dev_sidecar().await;
+    recurrence_audit_and_watch(&stack).await;
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn recurrence_audit_and_watch_on_daprd() {
+    let stack = on_daprd().await;
+    recurrence_audit_and_watch(&stack).await;
+    stack.stop();
+}
+
+async fn recurrence_audit_and_watch(stack: &StackClients) {
+    let mut alice = stack.tasks("alice").await;
+    let mut watch = stack
+        .tasks("alice")
+        .await
+        .watch_tasks(WatchTasksRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+
+    let first = alice
+        .create_task(CreateTaskRequest {
+            title: "water the plants".into(),
+            due_at: due_in(chrono::Duration::days(1)),
+            recurrence: Some(Recurrence {
+                frequency: Frequency::Daily as i32,
+                interval: 1,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+
+    // WatchTasks streams the change made by another client, live.
+    let streamed = tokio::time::timeout(Duration::from_secs(15), watch.message())
+        .await
+        .expect("a live event")
+        .unwrap()
+        .unwrap()
+        .event
+        .unwrap();
+    assert_eq!(streamed.event_type, "task.created");
+    assert_eq!(streamed.task.unwrap().id, first.id);
+
+    alice
+        .complete_task(CompleteTaskRequest {
+            id: first.id.clone(),
+            expected_version: 0,
+        })
+        .await
+        .unwrap();
+    let next = eventually("the next occurrence appears", Duration::from_secs(20), || {
+        let mut client = alice.clone();
+        let first_id = first.id.clone();
+        async move {
+            let tasks = client
+                .list_tasks(ListTasksRequest::default())
+                .await
+                .ok()?
+                .into_inner()
+                .tasks;
+            tasks.into_iter().find(|task| task.id != first_id)
+        }
+    })
+    .await;
+    assert_eq!(next.series_id, first.id);
+    assert_eq!(next.occurrence_number, 2);
+    assert_eq!(
+        next.due_at.unwrap().seconds,
+        first.due_at.unwrap().seconds + 86_400,
+        "one day later"
+    );
+
+    // The completion delivered again (as a redelivery would) asks for the
+    // same occurrence, which task-api creates only once.
+    let completed = todo_core::proto::v1::TaskEvent {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        event_type: "task.completed".into(),
+        user_id: "alice".into(),
+        task: Some(Task {
+            completed: true,
+            ..first.clone()
+        }),
+        ..Default::default()
+    };
+    let status = AppCallbackClient::new(stack.channel("recurring-service").await)
+        .on_topic_event(delivery(
+            "task-events",
+            "task.completed",
+            completed.encode_to_vec(),
+            "application/protobuf",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(status, TopicEventResponseStatus::Success as i32);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let tasks = alice
+        .list_tasks(ListTasksRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .tasks;
+    assert_eq!(tasks.len(), 2, "exactly one next occurrence: {tasks:?}");
+
+    // The audit log holds every event in order, and the chain verifies.
+    let mut audit = stack.audit("alice").await;
+    let types = eventually("the audit trail is complete", Duration::from_secs(20), || {
+        let mut audit = audit.clone();
+        async move {
+            let records = audit
+                .list_audit_records(ListAuditRecordsRequest::default())
+                .await
+                .ok()?
+                .into_inner()
+                .records;
+            let types: Vec<String> = records.into_iter().map(|r| r.event_type).collect();
+            (types.len() >= 4).then_some(types)
+        }
+    })
+    .await;
+    // Order is per topic and user (the partition key); the command travels on
+    // `task-commands`, so it may be audited before or after the completion
+    // that caused it. The task events themselves keep their commit order.
+    let commands: Vec<&String> = types.iter().filter(|t| *t == "task.occurrence.requested").collect();
+    assert_eq!(commands.len(), 1, "the command once: {types:?}");
+    let task_events: Vec<&String> = types.iter().filter(|t| *t != "task.occurrence.requested").collect();
+    assert_eq!(
+        task_events,
+        ["task.created", "task.completed", "task.created"],
+        "created, completed, the occurrence — once each, in order"
+    );
+    let verdict = audit
+        .verify_audit_chain(VerifyAuditChainRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(verdict.valid, "{verdict:?}");
+
+    // Bob sees none of it.
+    let mut bob = stack.tasks("bob").await;
+    assert!(
+        bob.list_tasks(ListTasksRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .tasks
+            .is_empty()
+    );
+    let not_found = bob.get_task(GetTaskRequest { id: first.id.clone() }).await.unwrap_err();
+    assert_eq!(not_found.code(), tonic::Code::NotFound);
+    let bobs_audit = stack
+        .audit("bob")
+        .await
+        .list_audit_records(ListAuditRecordsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert!(bobs_audit.is_empty());
+}
+
+#[tokio::test]
+async fn reminders_on_dev_sidecar() {
+    let stack = on_dev_sidecar().await;
+    reminders_fire_once_follow_the_due_date_and_never_for_finished_tasks(&stack, &stack).await;
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn reminders_on_daprd() {
+    let stack = on_daprd().await;
+    reminders_fire_once_follow_the_due_date_and_never_for_finished_tasks(&stack, &stack).await;
+    stack.stop();
+}
+
+async fn reminders_fire_once_follow_the_due_date_and_never_for_finished_tasks(
+    stack: &StackClients,
+    runtime: &dyn Inspect,
+) {
+    let mut alice = stack.tasks("alice").await;
+    let soon = chrono::Duration::hours(1) + chrono::Duration::seconds(3);
+    let create = |title: &str, due: Option<prost_types::Timestamp>| CreateTaskRequest {
+        title: title.into(),
+        due_at: due,
+        ..Default::default()
+    };
+
+    // Due in an hour and three seconds: its 1-hour reminder comes in ~3 s.
+    let reminded = alice
+        .create_task(create("pay rent", due_in(soon)))
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    // Same timing, but completed / deleted before the reminder time.
+    let done = alice
+        .create_task(create("done early", due_in(soon)))
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    let deleted = alice
+        .create_task(create("deleted", due_in(soon)))
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    // Due in a day and three seconds: its 24-hour reminder comes in ~3 s,
+    // and the same job stays to fire the 1-hour one 23 hours later.
+    let tomorrow = alice
+        .create_task(create(
+            "tomorrow",
+            due_in(chrono::Duration::hours(24) + chrono::Duration::seconds(3)),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    // Due in two days, then moved to an hour and three seconds from now.
+    let moved = alice
+        .create_task(create("moved", due_in(chrono::Duration::days(2))))
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    alice
+        .complete_task(CompleteTaskRequest {
+            id: done.id.clone(),
+            expected_version: 0,
+        })
+        .await
+        .unwrap();
+    alice
+        .delete_task(DeleteTaskRequest {
+            id: deleted.id.clone(),
+            expected_version: 0,
+        })
+        .await
+        .unwrap();
+    alice
+        .update_task(UpdateTaskRequest {
+            task: Some(Task {
+                id: moved.id.clone(),
+                due_at: due_in(soon),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["due_at".into()],
+            }),
+            expected_version: 0,
+        })
+        .await
+        .unwrap();
+
+    let mut notifications = stack.notifications("alice").await;
+    let listed = eventually("the three reminders arrive", Duration::from_secs(30), || {
+        let mut client = notifications.clone();
+        async move {
+            let list = client
+                .list_notifications(ListNotificationsRequest::default())
+                .await
+                .ok()?
+                .into_inner()
+                .notifications;
+            (list.len() >= 3).then_some(list)
+        }
+    })
+    .await;
+    // Give any wrong reminder time to show up too.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let listed_again = notifications
+        .list_notifications(ListNotificationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .notifications;
+    assert_eq!(listed_again.len(), listed.len(), "each reminder exactly once");
+    let mut tasks: Vec<&str> = listed_again.iter().map(|n| n.task_id.as_str()).collect();
+    tasks.sort();
+    let mut expected = vec![reminded.id.as_str(), moved.id.as_str(), tomorrow.id.as_str()];
+    expected.sort();
+    assert_eq!(tasks, expected, "never for the completed or the deleted task");
+    for note in &listed_again {
+        let lead = if note.task_id == tomorrow.id {
+            "24 hours"
+        } else {
+            "1 hour"
+        };
+        assert!(note.message.starts_with(&format!("Due in {lead}")), "{note:?}");
+    }
+    let moved_note = listed_again.iter().find(|n| n.task_id == moved.id).unwrap();
+    assert!(
+        timestamps::from_proto(moved_note.due_at.as_ref().unwrap()).unwrap() < Utc::now() + chrono::Duration::hours(2),
+        "the reminder follows the moved due date"
+    );
+    // The moved task's earlier reminder job was replaced, not left behind,
+    // and the others are gone after their trigger (where the runtime can
+    // list its jobs): only tomorrow's waits for its 1-hour trigger.
+    if let Some(pending) = runtime.pending_jobs().await {
+        assert_eq!(pending, 1, "no stale reminder jobs");
+    }
+    let bob = stack
+        .notifications("bob")
+        .await
+        .list_notifications(ListNotificationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .notifications;
+    assert!(bob.is_empty());
+}
+
+#[tokio::test]
+async fn poison_on_dev_sidecar() {
+    let stack = on_dev_sidecar().await;
+    a_poison_event_is_dead_lettered_while_the_flow_continues(&stack, &stack).await;
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn poison_on_daprd() {
+    let stack = on_daprd().await;
+    a_poison_event_is_dead_lettered_while_the_flow_continues(&stack, &stack).await;
+    // Replaying dead letters (`just replay`) sends them through again: the
+    // poison is still poison, dead-lettered once more by each consumer, and
+    // nothing else changes.
+    let replayed = stack.kafka.replay("task-events-dlq", &["poison-1"]).unwrap();
+    assert_eq!(replayed, 1, "once per event, not once per consumer that gave up on it");
+    eventually(
+        "the replayed poison is dead-lettered again",
+        Duration::from_secs(60),
+        || async {
+            let letters = stack.dead_letters("task-events-dlq").await.ok()?;
+            (letters.iter().filter(|letter| letter.id == "poison-1").count() >= 8).then_some(())
+        },
+    )
+    .await;
+    stack.stop();
+}
+
+async fn a_poison_event_is_dead_lettered_while_the_flow_continues(stack: &StackClients, runtime: &dyn Inspect) {
+    let publisher = Publisher::connect_lazy(&todo_core::config::DaprConfig {
+        grpc_endpoint: stack.sidecar_endpoint("task-api"),
+        api_token: None,
+        app_api_token: None,
+        pubsub_name: "pubsub".into(),
+    })
+    .unwrap();
+    publisher
+        .publish(
+            "task-events",
+            &OutgoingEvent {
+                event_id: "poison-1".into(),
+                event_type: "task.completed".into(),
+                partition_key: "alice".into(),
+                data: b"{ this is not an event".to_vec(),
+                content_type: ContentType::Json,
+                traceparent: None,
+            },
+        )
+        .await
+        .unwrap();
+    // Alice's next change is behind the poison in the same partition.
+    let mut alice = stack.tasks("alice").await;
+    let task = alice
+        .create_task(CreateTaskRequest {
+            title: "after the poison".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .task
+        .unwrap();
+    let mut audit = stack.audit("alice").await;
+    eventually("the later event is audited", Duration::from_secs(20), || {
+        let mut audit = audit.clone();
+        let id = task.id.clone();
+        async move {
+            let records = audit
+                .list_audit_records(ListAuditRecordsRequest::default())
+                .await
+                .ok()?
+                .into_inner()
+                .records;
+            records.iter().any(|r| r.task_id == id).then_some(())
+        }
+    })
+    .await;
+    let letters = eventually("dead letters", Duration::from_secs(30), || async {
+        let letters = runtime.dead_letters("task-events-dlq").await.ok()?;
+        let poison: Vec<_> = letters.into_iter().filter(|letter| letter.id == "poison-1").collect();
+        (poison.len() >= 4).then_some(poison)
+    })
+    .await;
+    // Every consumer of task-events refuses it (dev-sidecar records which);
+    // none blocks on it.
+    assert_eq!(letters.len(), 4, "{letters:?}");
+    let mut apps: Vec<&str> = letters.iter().filter_map(|l| l.failed_app.as_deref()).collect();
+    apps.sort();
+    if !apps.is_empty() {
+        assert_eq!(
+            apps,
+            ["audit-service", "recurring-service", "reminder-service", "task-api"]
+        );
+    }
+    let verdict = audit
+        .verify_audit_chain(VerifyAuditChainRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(verdict.valid);
+}

@@ -1,0 +1,47 @@
+//! Test support for the workspace's tests and tools; never a dependency of
+//! a service (services take it as a dev-dependency only).
+//!
+//! - [`postgres`]: a database per test: on the server `DATABASE_URL` names,
+//!   or on a throw-away cluster started from the installed PostgreSQL
+//!   binaries.
+//! - [`fake_sidecar`]: a Dapr publish API that records what it receives and
+//!   can play a sidecar that is down.
+//! - [`stack`]: the whole system through dev-sidecar, for end-to-end tests.
+//! - [`tokens`]: signed JWTs for test users and the development tools.
+//! - [`in_process`]: an `Application` running in the test process.
+//! - [`workload`]: a steady stream of task mutations under faults, and the
+//!   check that every consumer turned each into exactly one effect.
+//! - [`soak`]: the workload for a long while with every fault a stack can
+//!   inject, on either runtime, and its report.
+//! - [`recorder`]: an AppCallback app that records deliveries and jobs and
+//!   answers as scripted, for the sidecar conformance tests.
+//! - [`process`]: start a service binary on free ports, wait until it
+//!   reports SERVING, stop it with SIGTERM.
+
+pub mod fake_sidecar;
+pub mod in_process;
+pub mod postgres;
+pub mod process;
+pub mod recorder;
+pub mod soak;
+pub mod stack;
+pub mod tokens;
+pub mod workload;
+
+pub use fake_sidecar::{ApiLevel, FakeSidecar, RecordedEvent, RecordedJob};
+pub use in_process::{RunningServer, auth_config, dapr_config, database_config, delivery};
+pub use postgres::TestDatabase;
+pub use process::{ServiceProcess, free_port, free_ports};
+pub use stack::{DeadLetter, Inspect, StackClients, TestStack, eventually};
+
+/// A tracing subscriber that prints only when `TEST_LOG` is set, so test
+/// output stays quiet by default. Safe to call from every test.
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("debug")))
+            .with_test_writer()
+            .try_init();
+    }
+}

@@ -1,0 +1,203 @@
+//! `just bench`: drives the real binaries with a load generator on
+//! dev-sidecar and, with `--runtime dapr`, on the real runtime (daprd +
+//! Kafka + the Scheduler) too, beside the machine's own limits measured in
+//! the same run; writes `target/bench/report.json` plus a table.
+//!
+//! - [`pubsub`]: a runtime alone, bulk and one event per call, against a
+//!   no-op subscriber; and the baseline: the official Python Dapr SDK
+//!   publishing to, and subscribing through, the same runtime.
+//! - [`stack`]: the whole system: CreateTask latency and throughput, commit →
+//!   audit record latency, memory of each process.
+//! - [`cpu`]: which processes the machine's CPU went to during a phase.
+//! - [`limits`]: PostgreSQL alone (pgbench) and Kafka alone (a Rust client).
+//! - [`report`]: percentiles, ratios, targets, the machine, the files.
+
+mod cpu;
+mod limits;
+mod pubsub;
+mod report;
+mod stack;
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Parser, ValueEnum};
+use real_runtime::{
+    sidecars::RuntimeKind,
+    stack::{RealStack, RealStackOptions},
+};
+use serde_json::{Map, Value, json};
+use todo_testing::{TestStack, stack::SERVICES};
+
+use crate::report::Report;
+
+/// Which runtimes the benchmark measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Runtimes {
+    /// dev-sidecar only (today's report).
+    Sidecar,
+    /// dev-sidecar, then the real runtime (the report's `real` section).
+    Dapr,
+}
+
+/// Benchmark the local stack.
+#[derive(Parser, Debug, Clone)]
+#[command(version, about)]
+pub struct Args {
+    /// A few minutes, same shape (smaller counts, shorter phases).
+    #[arg(long)]
+    quick: bool,
+    #[arg(long, value_enum, default_value = "sidecar")]
+    runtime: Runtimes,
+    /// Where report.json and report.txt go.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+    /// Python interpreter with `dapr[grpc]` for the baseline (see scripts/python-peers.sh).
+    #[arg(long, env = "TODO_PYTHON", default_value = "python3")]
+    python: String,
+}
+
+impl Args {
+    fn scale(&self, full: usize, quick: usize) -> usize {
+        if self.quick { quick } else { full }
+    }
+
+    /// Seconds of each open-loop phase.
+    fn phase_seconds(&self) -> f64 {
+        if self.quick { 5.0 } else { 20.0 }
+    }
+}
+
+/// The rate of the commit → audit phase, and of daprd's own latency.
+const END_TO_END_RATE: f64 = 1000.0;
+/// The same pair again at a rate the real stack sustains on two cores
+/// (about 450 CreateTask/s: docs/benchmarks.md), so that their ratio is
+/// latency, not queueing.
+const SUSTAINABLE_RATE: f64 = 250.0;
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    // Durable commits, as on a production server (tests run with fsync off).
+    todo_testing::postgres::use_durable_commits();
+    let mut report = Report::new(args.quick);
+    for (name, section) in runtime_sections(&args, RuntimeKind::DevSidecar).await? {
+        report.insert(&name, section);
+    }
+    println!("bench: PostgreSQL alone (pgbench) ...");
+    report.limit("db", limits::db_tps(&args).await?);
+    if args.runtime == Runtimes::Dapr {
+        let mut real = Map::new();
+        for (name, section) in runtime_sections(&args, RuntimeKind::Daprd).await? {
+            if let Some(limit) = name.strip_prefix("limit:") {
+                report.limit(limit, section);
+            } else {
+                real.insert(name, section);
+            }
+        }
+        report.insert("real", Value::Object(real));
+    }
+    report.finish();
+    report.write(&args.out)?;
+    Ok(())
+}
+
+/// Every section measured on one runtime; on the real runtime also its
+/// limits (`limit:daprd`, `limit:kafka`), measured on the same broker.
+async fn runtime_sections(args: &Args, kind: RuntimeKind) -> anyhow::Result<Vec<(String, Value)>> {
+    let mut out = Vec::new();
+    println!("bench: {kind}, bulk ...");
+    let setup = pubsub::Setup::start(kind, true).await?;
+    out.push(("sidecar_pubsub".into(), setup.bulk(args).await?));
+    drop(setup);
+    println!("bench: {kind}, one event per call ...");
+    let setup = pubsub::Setup::start(kind, false).await?;
+    out.push((
+        "sidecar_pubsub_unary".into(),
+        setup.unary(args.scale(40_000, 8_000)).await?,
+    ));
+    if kind == RuntimeKind::Daprd {
+        println!("bench: {kind} with a no-op app at {END_TO_END_RATE}/s ...");
+        out.push((
+            "limit:daprd".into(),
+            setup.at_rate(END_TO_END_RATE, args.phase_seconds()).await?,
+        ));
+        println!("bench: {kind} with a no-op app at {SUSTAINABLE_RATE}/s ...");
+        out.push((
+            "limit:daprd_at_250".into(),
+            setup.at_rate(SUSTAINABLE_RATE, args.phase_seconds()).await?,
+        ));
+        println!("bench: Kafka alone ...");
+        let kafka = setup.sidecars.kafka.as_ref().expect("the real runtime has a broker");
+        out.push(("limit:kafka".into(), limits::kafka(args, &kafka.bootstrap()).await?));
+    }
+    drop(setup);
+    println!("bench: baseline (Python Dapr SDK through {kind}) ...");
+    let baseline = pubsub::python_baseline(args, kind).await.unwrap_or_else(|err| {
+        println!("  baseline skipped: {err}");
+        json!({"error": err.to_string()})
+    });
+    out.push(("baseline".into(), baseline));
+    println!("bench: the whole stack on {kind} ...");
+    match kind {
+        RuntimeKind::DevSidecar => {
+            let sidecar = std::env::current_exe()?
+                .parent()
+                .map(|dir| dir.join("dev-sidecar"))
+                .ok_or_else(|| anyhow::anyhow!("no binary directory"))?;
+            let stack = TestStack::start(sidecar.to_str().unwrap(), &[]).await;
+            out.extend(stack::run(args, &stack).await?);
+            let mut rss = Map::new();
+            for name in SERVICES.iter().chain(["dev-sidecar"].iter()) {
+                if let Some(mb) = stack::pid_of(name).and_then(stack::rss_mb_of) {
+                    rss.insert((*name).to_owned(), json!(mb));
+                }
+            }
+            out.push(("rss_mb".into(), Value::Object(rss)));
+            // What retention leaves of the log once it has run after the load.
+            tokio::time::sleep(Duration::from_secs(11)).await;
+            out.push((
+                "sidecar_disk_mb".into(),
+                json!(report::round(dir_bytes(&stack.dir.path().join("sidecar")) as f64 / 1e6)),
+            ));
+            stack.stop().await;
+        }
+        RuntimeKind::Daprd => {
+            let stack = RealStack::start(RealStackOptions::default()).await;
+            out.extend(stack::run(args, &stack).await?);
+            let mut rss = Map::new();
+            for (index, instance) in stack.instances.iter().enumerate() {
+                if let Some(mb) = stack.apps[index].pid().and_then(stack::rss_mb_of) {
+                    rss.insert((*instance).to_owned(), json!(mb));
+                }
+                if let Some(mb) = stack.daprds[index].proc.pid().and_then(stack::rss_mb_of) {
+                    rss.insert(format!("daprd-{instance}"), json!(mb));
+                }
+            }
+            for (name, pid) in [
+                ("kafka", stack.kafka.proc.pid()),
+                ("scheduler", stack.scheduler.proc.pid()),
+            ] {
+                if let Some(mb) = pid.and_then(stack::rss_mb_of) {
+                    rss.insert(name.to_owned(), json!(mb));
+                }
+            }
+            out.push(("rss_mb".into(), Value::Object(rss)));
+            stack.stop();
+        }
+    }
+    Ok(out)
+}
+
+/// Bytes of every file under `dir`.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => dir_bytes(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
