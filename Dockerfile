@@ -44,14 +44,11 @@ COPY proto proto
 # `cargo build` would only build that one.
 RUN cargo chef cook --release --workspace --recipe-path recipe.json
 COPY . .
-RUN cargo build --release --locked \
-        -p task-api \
-        -p recurring-service \
-        -p reminder-service \
-        -p notification-service \
-        -p audit-service \
+# Every folder under services/ is a service that ships, and nothing else is.
+RUN services=$(ls services) \
+    && cargo build --release --locked $(printf -- '-p %s ' ${services}) \
     && mkdir -p /out \
-    && for bin in task-api recurring-service reminder-service notification-service audit-service; do \
+    && for bin in ${services}; do \
            cp "target/release/${bin}" /out/; \
        done
 

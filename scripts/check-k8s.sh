@@ -8,13 +8,14 @@
 # 2. Validates every built-in resource against the Kubernetes OpenAPI schemas
 #    in strict mode (unknown fields are errors), with the PyPI package
 #    kubernetes-validate, which bundles the schemas.
-# 3. Cross-checks the manifests, the Dapr resources, dapr/dev.yaml, the
-#    Dockerfile and scripts/deploy.sh against each other and against the code
-#    (ports, app ids, schemas, topics, which services need a database or JWT
-#    settings). The list of checks is in the Python below, one `check(...)`
-#    per rule.
+# 3. Cross-checks the manifests, the Dapr resources, the Dockerfile and
+#    scripts/deploy.sh against each other, against dapr/dev.yaml (the app ids
+#    and every app's ports, written there once) and against the facts the
+#    code exports (`todo-facts`: each service's default port and schema, the
+#    topics), parsed, never read out of source text. The list of checks is
+#    in the Python below, one `check(...)` per rule.
 #
-# Needs python3 and kubectl (or kustomize). PyYAML and kubernetes-validate
+# Needs cargo, python3 and kubectl (or kustomize). PyYAML and kubernetes-validate
 # are used from the current python3 when importable; otherwise they are
 # installed once from PyPI into .dev/check-k8s-venv (about 10 s).
 # Exits non-zero on any problem.
@@ -61,10 +62,12 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 render k8s/overlays/minikube >"$tmp/overlay.yaml" || die "kustomize could not render k8s/overlays/minikube"
 render k8s/base >"$tmp/base.yaml" || die "kustomize could not render k8s/base"
+cargo run -q -p todo-tools --bin todo-facts >"$tmp/facts.json" || die "todo-facts could not say the code's facts"
 
 # --- Schema validation and consistency checks ---------------------------------
-"$PY" - "$tmp/overlay.yaml" "$tmp/base.yaml" "$K8S_VERSION" <<'PYTHON'
+"$PY" - "$tmp/overlay.yaml" "$tmp/base.yaml" "$K8S_VERSION" "$tmp/facts.json" <<'PYTHON'
 import base64
+import json
 import re
 import sys
 import tomllib
@@ -74,22 +77,22 @@ from urllib.parse import urlparse
 import kubernetes_validate
 import yaml
 
-OVERLAY, BASE, K8S_VERSION = sys.argv[1], sys.argv[2], sys.argv[3]
+OVERLAY, BASE, K8S_VERSION, FACTS = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 ROOT = Path.cwd()
 NAMESPACE = "todo"
 
-# The facts the deployment must agree with (also cross-checked with the code
-# below): app id -> (app gRPC port, Dapr gRPC port, Dapr HTTP port) in dev.yaml.
+# The facts the deployment must agree with, each from its one home: the app
+# ids and their ports from dapr/dev.yaml (app id -> (app gRPC port, Dapr
+# gRPC port, Dapr HTTP port)); ports, schemas and topics from the code.
+FACTS_JSON = json.loads(Path(FACTS).read_text())
+RUN_FILE = yaml.safe_load((ROOT / "dapr/dev.yaml").read_text())
 SERVICES = {
-    "task-api": (50051, 50001, 3500),
-    "recurring-service": (50052, 50002, 3501),
-    "reminder-service": (50053, 50003, 3502),
-    "notification-service": (50054, 50004, 3503),
-    "audit-service": (50055, 50007, 3504),
+    a["appID"]: (a.get("appPort"), a.get("daprGRPCPort"), a.get("daprHTTPPort"))
+    for a in RUN_FILE.get("apps", [])
 }
 DEV_ONLY = {"dev-sidecar"}
-TOPICS = ["task-events", "task-commands", "reminders"]
-DLQS = [f"{t}-dlq" for t in TOPICS]
+TOPICS = list(FACTS_JSON["topics"])
+DLQS = list(FACTS_JSON["dead_letter_topics"])
 SECURITY_HELP = "runAsNonRoot, allowPrivilegeEscalation=false, capabilities.drop=[ALL], seccomp RuntimeDefault"
 
 errors = []
@@ -114,36 +117,33 @@ def text(path):
 
 # ---------------------------------------------------------------- the code
 workspace = tomllib.loads(text("Cargo.toml"))["workspace"]["members"]
-# Binaries that run as services live under services/; other members (the
-# benchmark tool) are not deployed.
-member_names = {Path(m).name for m in workspace if m.startswith("services/")}
+# Every folder under services/ is a service that ships (a workspace member
+# by the `services/*` glob), and only those.
+check("services/*" in workspace, "Cargo.toml: the workspace no longer takes every folder under services/")
+member_names = {p.name for p in (ROOT / "services").iterdir() if (p / "Cargo.toml").is_file()}
 check(member_names == set(SERVICES),
-      f"Cargo workspace members under services/ {sorted(member_names)} != the five services")
+      f"the crates under services/ {sorted(member_names)} != dev.yaml's app ids {sorted(SERVICES)}")
 
-code = {}  # service -> dict(port, db, auth, schema)
+check(set(FACTS_JSON["services"]) == set(SERVICES),
+      f"the services in the code {sorted(FACTS_JSON['services'])} != dev.yaml's app ids {sorted(SERVICES)}")
+code = {}  # service -> dict(db, auth, watch, schema)
 for name, (port, _, _) in SERVICES.items():
+    facts = FACTS_JSON["services"].get(name, {})
+    check(facts.get("port") == port,
+          f"{name}: its default port in the code is {facts.get('port')}, dev.yaml says {port}")
     cfg = ROOT / "services" / name / "src" / "config.rs"
     if not check(cfg.exists(), f"{cfg} is missing"):
         continue
+    # Which settings a service reads: the types its configuration is made of.
     src = cfg.read_text()
-    m = re.search(r"pub const DEFAULT_PORT: u16 = (\d+);", src)
-    check(m and int(m.group(1)) == port,
-          f"{name}: DEFAULT_PORT in config.rs is {m and m.group(1)}, the deployment uses {port}")
-    info = {"db": "DatabaseConfig" in src, "auth": "AuthConfig" in src,
-            "watch": "WATCH_PUBSUB_NAME" in src, "schema": None}
+    info = {"db": facts.get("schema") is not None, "auth": "AuthConfig" in src,
+            "watch": "WATCH_PUBSUB_NAME" in src, "schema": facts.get("schema")}
+    check(info["db"] == ("DatabaseConfig" in src),
+          f"{name}: reads a database configuration iff it owns a schema")
     if info["db"]:
-        startup = (ROOT / "services" / name / "src" / "startup.rs").read_text()
-        m = re.search(r'pub const SCHEMA: &str = "([a-z_]+)";', startup)
-        check(m, f"{name}: no `pub const SCHEMA` in startup.rs")
-        info["schema"] = m and m.group(1)
         check((ROOT / "services" / name / "migrations").is_dir(),
               f"{name}: owns a schema but has no migrations/ directory")
     code[name] = info
-
-events_rs = text("src/events/mod.rs")
-code_topics = re.findall(r'pub const [A-Z_]+: &str = "([a-z-]+)";', events_rs)
-check(set(code_topics) == set(TOPICS), f"topics in src/events/mod.rs {code_topics} != {TOPICS}")
-check('format!("{topic}-dlq")' in events_rs, "dead-letter naming in src/events/mod.rs is no longer `<topic>-dlq`")
 
 # ------------------------------------------------ schema validation (strict)
 rendered = load_all(OVERLAY)
@@ -586,15 +586,11 @@ base_dir = run_file.parent
 common = run.get("common", {}) or {}
 check(run.get("version") == 1, "dev.yaml: version must be 1")
 apps = {a.get("appID"): a for a in run.get("apps", [])}
-check(set(apps) == set(SERVICES), f"dev.yaml: app ids {sorted(apps)} != {sorted(SERVICES)}")
 all_ports = []
 for name, (port, grpc_port, http_port) in SERVICES.items():
-    a = apps.get(name)
-    if not a:
-        continue
-    check(a.get("appPort") == port, f"dev.yaml {name}: appPort {a.get('appPort')} != {port}")
-    check(a.get("daprGRPCPort") == grpc_port, f"dev.yaml {name}: daprGRPCPort {a.get('daprGRPCPort')} != {grpc_port}")
-    check(a.get("daprHTTPPort") == http_port, f"dev.yaml {name}: daprHTTPPort {a.get('daprHTTPPort')} != {http_port}")
+    a = apps[name]
+    check(all(isinstance(p, int) for p in (port, grpc_port, http_port)),
+          f"dev.yaml {name}: appPort, daprGRPCPort and daprHTTPPort are required")
     all_ports += [port, grpc_port, http_port]
     proto = str(a.get("appProtocol", common.get("appProtocol", ""))).lower()
     check(proto == "grpc", f"dev.yaml {name}: appProtocol must be grpc")
@@ -625,8 +621,7 @@ if check(cfg and (base_dir / cfg).is_file(), "dev.yaml: configFilePath missing")
 
 # ------------------------------------------------ Dockerfile, scripts
 dockerfile = text("Dockerfile")
-for name in SERVICES:
-    check(re.search(rf"-p {re.escape(name)}\b", dockerfile), f"Dockerfile does not build {name}")
+check("services=$(ls services)" in dockerfile, "Dockerfile: the services it builds are no longer every folder under services/")
 for dev in DEV_ONLY:
     check(f"-p {dev}" not in dockerfile, f"Dockerfile builds {dev}, which is development-only")
 check("ARG SERVICE" in dockerfile, "Dockerfile: no SERVICE build argument")
@@ -634,8 +629,8 @@ ignored = [l.strip().rstrip("/") for l in text(".dockerignore").splitlines() if 
 for needed in ("Cargo.toml", "Cargo.lock", "build.rs", "proto", "src", "services", "services/task-api/migrations"):
     check(needed not in ignored and not any(Path(needed).match(i) for i in ignored),
           f".dockerignore excludes {needed}, which the build needs")
-m = re.search(r"^SERVICES=\(([^)]*)\)", text("scripts/deploy.sh"), re.M)
-check(m and m.group(1).split() == list(SERVICES), "scripts/deploy.sh SERVICES list differs from the five services")
+check("mapfile -t SERVICES < <(ls services)" in text("scripts/deploy.sh"),
+      "scripts/deploy.sh: SERVICES is no longer every folder under services/")
 
 # ------------------------------------------------------------- report
 if errors:

@@ -30,7 +30,8 @@ dapr_at_least 1.16.2 || { echo "error: DAPR_VERSION $DAPR_VERSION is older than 
 
 NAMESPACE=todo
 OVERLAY=k8s/overlays/minikube
-SERVICES=(task-api recurring-service reminder-service notification-service audit-service)
+# Every folder under services/ is a service that ships (and nothing else is).
+mapfile -t SERVICES < <(ls services)
 PROFILE=${MINIKUBE_PROFILE:-minikube}
 CPUS=${MINIKUBE_CPUS:-4}
 MEMORY=${MINIKUBE_MEMORY:-8192}

@@ -70,8 +70,15 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
         .map_err(|source| ServerError::Bind { addr, source })
 }
 
+/// How long a stopping server waits for its connections to close (calls
+/// in flight, streams, clients that keep a connection open) before it
+/// closes them: an idle or stuck client must not hold a shutdown until the
+/// orchestrator's SIGKILL, which would cut what runs after the server stops.
+pub const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Serves `routes` on `listener` until `shutdown` is cancelled, then stops
-/// accepting, lets in-flight calls finish and returns.
+/// accepting, lets in-flight calls finish (for up to [`DRAIN_LIMIT`]) and
+/// returns.
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
@@ -86,6 +93,13 @@ pub async fn serve(
         stream.set_nodelay(true)?;
         Ok::<_, std::io::Error>(stream)
     });
+    let drain_limit = {
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.cancelled().await;
+            tokio::time::sleep(DRAIN_LIMIT).await;
+        }
+    };
     let stopping = async move {
         shutdown.cancelled().await;
         // Load balancers and probes see NOT_SERVING while we drain.
@@ -95,15 +109,21 @@ pub async fn serve(
     };
     // gRPC-Web on the same port, so browsers can call every RPC (streams
     // included) without a proxy; plain gRPC requests pass through untouched.
-    tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
         .trace_fn(request_span)
         .accept_http1(true)
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(tower::util::MapResponseLayer::new(oversized_is_resource_exhausted))
         .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, stopping)
-        .await?;
+        .serve_with_incoming_shutdown(incoming, stopping);
+    tokio::select! {
+        served = server => served?,
+        () = drain_limit => tracing::warn!(
+            limit = ?DRAIN_LIMIT,
+            "connections still open when the drain time ran out; closing them"
+        ),
+    }
     Ok(())
 }
 

@@ -31,6 +31,8 @@ pub mod topics {
     pub const TASK_COMMANDS: &str = "task-commands";
     /// Reminders that came due (`ReminderEvent`).
     pub const REMINDERS: &str = "reminders";
+    /// Every topic of the system (each has a dead-letter topic besides).
+    pub const ALL: [&str; 3] = [TASK_EVENTS, TASK_COMMANDS, REMINDERS];
 
     /// The dead-letter topic of `topic`: where poison and exhausted events go.
     pub fn dead_letter(topic: &str) -> String {

@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use real_runtime::{RuntimeKind, SidecarOptions, Sidecars, kafka::Topic};
+use system_tests::{Runtime, runtime_tests};
 use todo_core::{
     config::DaprConfig,
     dapr::{
@@ -28,15 +28,21 @@ use todo_core::{
     proto::v1::{Task, TaskEvent},
     server::{GrpcApp, base_routes},
 };
+use todo_stack::{Stack, StackOptions, Topic, plan::Tokens};
 use todo_testing::{RunningServer, recorder::Recorder};
+
+runtime_tests! {
+    dev_sidecar: [pubsub, big_bulk_batches, encodings, tokens, jobs, repeating_jobs, delivery_concurrency],
+    daprd: [pubsub, big_bulk_batches, encodings, tokens, jobs, repeating_jobs, delivery_concurrency],
+}
 
 const APP: &str = "conformance";
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
-fn dapr_config(sidecars: &Sidecars, token: Option<&str>) -> DaprConfig {
+fn dapr_config(sidecars: &Stack, token: Option<&str>) -> DaprConfig {
     DaprConfig {
-        grpc_endpoint: sidecars.endpoint(APP),
+        grpc_endpoint: sidecars.sidecar_endpoint(APP),
         api_token: token.map(Into::into),
         app_api_token: None,
         pubsub_name: "pubsub".into(),
@@ -64,13 +70,13 @@ fn subscribed(topic: &str, bulk: bool) -> Vec<TopicSubscription> {
     ]
 }
 
-async fn eventually(what: &str, sidecars: &Sidecars, timeout: Duration, mut check: impl FnMut() -> bool) {
+async fn eventually(what: &str, sidecars: &Stack, timeout: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !check() {
         assert!(
             Instant::now() < deadline,
             "{}: timed out after {timeout:?} waiting until {what}\n{}",
-            sidecars.kind,
+            sidecars.runtime,
             sidecars.logs()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -83,8 +89,8 @@ fn json(bytes: &[u8]) -> serde_json::Value {
 
 // ---------------------------------------------------------------- pub/sub
 
-async fn pubsub(kind: RuntimeKind) {
-    let mut sidecars = Sidecars::plan(kind, &[APP]);
+async fn pubsub(kind: Runtime) {
+    let plan = system_tests::plan(StackOptions::external_apps(kind, &[APP]));
     let mut subscriptions = Vec::new();
     for (topic, bulk) in [
         ("single", false),
@@ -98,9 +104,8 @@ async fn pubsub(kind: RuntimeKind) {
     subscriptions.push(subscription("pubsub", "routes", &[("order.placed", "/orders")], ""));
     subscriptions.push(subscription("pubsub", "routes-dlq", &[], "/dead-letters"));
     let app = Recorder::new(subscriptions);
-    let _server = app.serve(sidecars.app(APP).app_port, None).await;
-    let options = SidecarOptions::default();
-    sidecars.connect_apps(&options).await;
+    let _server = app.serve(plan.app(APP).expect("planned").ports.app, None).await;
+    let sidecars = system_tests::start_plan(plan).await;
     let publisher = Publisher::connect_lazy(&dapr_config(&sidecars, None)).unwrap();
 
     // JSON travels intact on the single and the bulk path, as a CloudEvent
@@ -236,7 +241,7 @@ async fn pubsub(kind: RuntimeKind) {
     assert_eq!(count("r3"), 1, "{kind}: DROP is not retried");
     assert_eq!(
         count("r4") as u32,
-        options.max_retries + 1,
+        sidecars.plan.options.retries.expect("short retries").max_retries + 1,
         "{kind}: one delivery plus max_retries redeliveries: {ids:?}"
     );
     let dead = app.on_topic("retry-dlq");
@@ -309,32 +314,22 @@ async fn pubsub(kind: RuntimeKind) {
     assert_eq!(routed.path, "/orders", "{kind}: the rule's path");
 }
 
-#[tokio::test]
-async fn pubsub_on_dev_sidecar() {
-    pubsub(RuntimeKind::DevSidecar).await;
-}
-
-#[tokio::test]
-async fn pubsub_on_daprd() {
-    pubsub(RuntimeKind::Daprd).await;
-}
-
 // ---------------------------------------------------------------- big batches
 
 /// A bulk batch of hundreds of traced events reaches the app: daprd sends
 /// two trace headers per entry, which a server with hyper's default 16 KiB
 /// header list refuses past about 90 entries, and daprd then retries the
 /// same batch for ever.
-async fn big_bulk_batches(kind: RuntimeKind) {
+async fn big_bulk_batches(kind: Runtime) {
     const EVENTS: usize = 300;
-    let mut sidecars = Sidecars::plan(kind, &[APP]);
+    let plan = system_tests::plan(StackOptions::external_apps(kind, &[APP]));
     let app = Recorder::new(vec![with_bulk(
         subscription("pubsub", "big-bulk", &[], "/events"),
         EVENTS as i32,
         1000,
     )]);
-    let _server = app.serve(sidecars.app(APP).app_port, None).await;
-    sidecars.connect_apps(&SidecarOptions::default()).await;
+    let _server = app.serve(plan.app(APP).expect("planned").ports.app, None).await;
+    let sidecars = system_tests::start_plan(plan).await;
     let publisher = Publisher::connect_lazy(&dapr_config(&sidecars, None)).unwrap();
     // One user, so one partition and batches as large as the backlog.
     let events: Vec<OutgoingEvent> = (0..EVENTS)
@@ -358,29 +353,19 @@ async fn big_bulk_batches(kind: RuntimeKind) {
     .await;
 }
 
-#[tokio::test]
-async fn big_bulk_batches_on_dev_sidecar() {
-    big_bulk_batches(RuntimeKind::DevSidecar).await;
-}
-
-#[tokio::test]
-async fn big_bulk_batches_on_daprd() {
-    big_bulk_batches(RuntimeKind::Daprd).await;
-}
-
 // ---------------------------------------------------------------- encodings
 
 /// What happens to each encoding a publisher might choose: JSON and text
 /// pass both paths; octet-stream only the single one; protobuf neither.
 /// This is why the services publish proto3 JSON (docs/wire-format.md).
-async fn encodings(kind: RuntimeKind) {
-    let mut sidecars = Sidecars::plan(kind, &[APP]);
+async fn encodings(kind: Runtime) {
+    let plan = system_tests::plan(StackOptions::external_apps(kind, &[APP]));
     let mut subscriptions = subscribed("enc-single", false);
     subscriptions.extend(subscribed("enc-bulk", true));
     let app = Recorder::new(subscriptions);
-    let _server = app.serve(sidecars.app(APP).app_port, None).await;
-    sidecars.connect_apps(&SidecarOptions::default()).await;
-    let channel = tonic::transport::Channel::from_shared(sidecars.endpoint(APP))
+    let _server = app.serve(plan.app(APP).expect("planned").ports.app, None).await;
+    let sidecars = system_tests::start_plan(plan).await;
+    let channel = tonic::transport::Channel::from_shared(sidecars.sidecar_endpoint(APP))
         .unwrap()
         .connect()
         .await
@@ -443,40 +428,33 @@ async fn encodings(kind: RuntimeKind) {
     );
 }
 
-#[tokio::test]
-async fn encodings_on_dev_sidecar() {
-    encodings(RuntimeKind::DevSidecar).await;
-}
-
-#[tokio::test]
-async fn encodings_on_daprd() {
-    encodings(RuntimeKind::Daprd).await;
-}
-
 // ---------------------------------------------------------------- tokens
 
 /// With both tokens on: the app still gets its subscriptions (asked without
 /// the token) and deliveries carry the token; callers without the sidecar's
 /// token are refused.
-async fn tokens(kind: RuntimeKind) {
+async fn tokens(kind: Runtime) {
     const APP_TOKEN: &str = "app-token-s3cret";
     const API_TOKEN: &str = "api-token-s3cret";
-    let mut sidecars = Sidecars::plan(kind, &[APP]);
+    let plan = system_tests::plan(StackOptions {
+        tokens: Tokens {
+            app: Some(APP_TOKEN.into()),
+            api: Some(API_TOKEN.into()),
+        },
+        ..StackOptions::external_apps(kind, &[APP])
+    });
     let app = Recorder::new(subscribed("guarded", false));
-    let _server = app.serve(sidecars.app(APP).app_port, Some(APP_TOKEN)).await;
-    let options = SidecarOptions {
-        app_api_token: Some(APP_TOKEN.into()),
-        dapr_api_token: Some(API_TOKEN.into()),
-        ..SidecarOptions::default()
-    };
-    sidecars.connect_apps(&options).await;
+    let _server = app
+        .serve(plan.app(APP).expect("planned").ports.app, Some(APP_TOKEN))
+        .await;
+    let sidecars = system_tests::start_plan(plan).await;
     // dev-sidecar asks the app in the background once its API is up; daprd
     // before it reports healthy.
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut subscriptions = sidecars.metadata_subscriptions(APP, &options).await;
+    let mut subscriptions = sidecars.metadata_subscriptions(APP).await;
     while subscriptions != Some(2) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        subscriptions = sidecars.metadata_subscriptions(APP, &options).await;
+        subscriptions = sidecars.metadata_subscriptions(APP).await;
     }
     assert_eq!(
         subscriptions,
@@ -508,16 +486,6 @@ async fn tokens(kind: RuntimeKind) {
     .await;
 }
 
-#[tokio::test]
-async fn tokens_on_dev_sidecar() {
-    tokens(RuntimeKind::DevSidecar).await;
-}
-
-#[tokio::test]
-async fn tokens_on_daprd() {
-    tokens(RuntimeKind::Daprd).await;
-}
-
 // ---------------------------------------------------------------- jobs
 
 fn any(text: &str) -> prost_types::Any {
@@ -531,12 +499,12 @@ fn any(text: &str) -> prost_types::Any {
 /// their data; an overwritten job fires with the new data, a deleted one
 /// never; a trigger the app fails is retried by the job's failure policy,
 /// and a job that comes due while the app is down fires once it is back.
-async fn jobs(kind: RuntimeKind) {
-    let mut sidecars = Sidecars::plan(kind, &[APP]);
+async fn jobs(kind: Runtime) {
+    let plan = system_tests::plan(StackOptions::external_apps(kind, &[APP]));
     let app = Recorder::new(Vec::new());
-    let port = sidecars.app(APP).app_port;
+    let port = plan.app(APP).expect("planned").ports.app;
     let server = app.serve(port, None).await;
-    sidecars.connect_apps(&SidecarOptions::default()).await;
+    let sidecars = system_tests::start_plan(plan).await;
     let jobs = Jobs::new(SidecarClient::connect_lazy(&dapr_config(&sidecars, None)).unwrap());
     let soon = || chrono::Utc::now() + chrono::Duration::seconds(2);
 
@@ -584,25 +552,15 @@ async fn jobs(kind: RuntimeKind) {
     assert_eq!(while_down, 1, "{kind}: exactly once");
 }
 
-#[tokio::test]
-async fn jobs_on_dev_sidecar() {
-    jobs(RuntimeKind::DevSidecar).await;
-}
-
-#[tokio::test]
-async fn jobs_on_daprd() {
-    jobs(RuntimeKind::Daprd).await;
-}
-
 /// A job with a due time, an `@every` schedule and two repeats (how
 /// reminder-service fires a task's 24-hour and 1-hour reminders) fires
 /// twice with the same data: at its due time, and one interval after that
 /// time even when the first trigger had to be retried; then it is gone.
-async fn repeating_jobs(kind: RuntimeKind) {
-    let mut sidecars = Sidecars::plan(kind, &[APP]);
+async fn repeating_jobs(kind: Runtime) {
+    let plan = system_tests::plan(StackOptions::external_apps(kind, &[APP]));
     let app = Recorder::new(Vec::new());
-    let _server = app.serve(sidecars.app(APP).app_port, None).await;
-    sidecars.connect_apps(&SidecarOptions::default()).await;
+    let _server = app.serve(plan.app(APP).expect("planned").ports.app, None).await;
+    let sidecars = system_tests::start_plan(plan).await;
     let sidecar = SidecarClient::connect_lazy(&dapr_config(&sidecars, None)).unwrap();
     let jobs = Jobs::new(sidecar.clone());
     let first = chrono::Utc::now() + chrono::Duration::seconds(2);
@@ -645,16 +603,6 @@ async fn repeating_jobs(kind: RuntimeKind) {
         .await
         .expect_err("the job is gone after its last trigger");
     assert!(gone.message().contains("not found"), "{kind}: {gone:?}");
-}
-
-#[tokio::test]
-async fn repeating_jobs_on_dev_sidecar() {
-    repeating_jobs(RuntimeKind::DevSidecar).await;
-}
-
-#[tokio::test]
-async fn repeating_jobs_on_daprd() {
-    repeating_jobs(RuntimeKind::Daprd).await;
 }
 
 // ---------------------------------------------------------------- delivery concurrency
@@ -711,24 +659,22 @@ impl EventHandler for Overlap {
 /// pub/sub component, across partitions and topics (daprd's Kafka
 /// component holds one lock over its bulk flushes). A consumer that
 /// subscribes in bulk must be fast per batch: every other batch waits.
-async fn delivery_concurrency(kind: RuntimeKind) {
+async fn delivery_concurrency(kind: Runtime) {
     const USERS: usize = 12;
     const PER_TOPIC: usize = 60;
-    let mut sidecars = Sidecars::plan(kind, &[APP]);
+    let topics: Vec<&str> = OVERLAP_BULK_TOPICS.into_iter().chain([OVERLAP_SINGLE_TOPIC]).collect();
+    let plan = system_tests::plan(StackOptions {
+        topics: topics.iter().map(|topic| Topic::new(topic, 6)).collect(),
+        ..StackOptions::external_apps(kind, &[APP])
+    });
     let app = Arc::new(Overlap::default());
     let mut base = base_routes(&app::SERVICE_NAMES).unwrap();
     app::add_routes(&mut base.routes, app.clone(), None);
-    let server = GrpcApp::bind(([127, 0, 0, 1], sidecars.app(APP).app_port).into(), base)
+    let server = GrpcApp::bind(([127, 0, 0, 1], plan.app(APP).expect("planned").ports.app).into(), base)
         .await
         .unwrap();
     let _server = RunningServer::spawn(server.local_addr(), |stop| server.run_until_stopped(stop));
-    let topics: Vec<&str> = OVERLAP_BULK_TOPICS.into_iter().chain([OVERLAP_SINGLE_TOPIC]).collect();
-    sidecars
-        .connect_apps(&SidecarOptions {
-            topics: topics.iter().map(|topic| Topic::new(topic, 6)).collect(),
-            ..SidecarOptions::default()
-        })
-        .await;
+    let sidecars = system_tests::start_plan(plan).await;
     let publisher = Publisher::connect_lazy(&dapr_config(&sidecars, None)).unwrap();
     for topic in &topics {
         let events: Vec<OutgoingEvent> = (0..PER_TOPIC)
@@ -749,14 +695,4 @@ async fn delivery_concurrency(kind: RuntimeKind) {
         app.single_most.load(Ordering::SeqCst) >= 2,
         "{kind}: single deliveries of different partitions never overlapped"
     );
-}
-
-#[tokio::test]
-async fn delivery_concurrency_on_dev_sidecar() {
-    delivery_concurrency(RuntimeKind::DevSidecar).await;
-}
-
-#[tokio::test]
-async fn delivery_concurrency_on_daprd() {
-    delivery_concurrency(RuntimeKind::Daprd).await;
 }

@@ -19,40 +19,22 @@ use todo_core::{
     },
     timestamps,
 };
-use todo_testing::{Inspect, StackClients, TestStack, delivery, eventually};
 
-use real_runtime::{
-    sidecars::dev_sidecar_binary,
-    stack::{RealStack, RealStackOptions},
-};
+use system_tests::{Runtime, runtime_tests};
+use todo_stack::eventually;
+use todo_testing::delivery;
 
-async fn on_dev_sidecar() -> TestStack {
-    TestStack::start(dev_sidecar_binary().to_str().expect("utf-8 path"), &[]).await
-}
-
-async fn on_daprd() -> RealStack {
-    RealStack::start(RealStackOptions::default()).await
+runtime_tests! {
+    dev_sidecar: [recurrence_audit_and_watch, reminders, poison],
+    daprd: [recurrence_audit_and_watch, reminders, poison],
 }
 
 fn due_in(duration: chrono::Duration) -> Option<prost_types::Timestamp> {
     Some(timestamps::to_proto(timestamps::now() + duration))
 }
 
-#[tokio::test]
-async fn recurrence_audit_and_watch_on_dev_sidecar() {
-    let stack = on_dev_sidecar().await;
-    recurrence_audit_and_watch(&stack).await;
-    stack.stop().await;
-}
-
-#[tokio::test]
-async fn recurrence_audit_and_watch_on_daprd() {
-    let stack = on_daprd().await;
-    recurrence_audit_and_watch(&stack).await;
-    stack.stop();
-}
-
-async fn recurrence_audit_and_watch(stack: &StackClients) {
+async fn recurrence_audit_and_watch(runtime: Runtime) {
+    let stack = system_tests::start_services(runtime).await;
     let mut alice = stack.tasks("alice").await;
     let mut watch = stack
         .tasks("alice")
@@ -207,26 +189,15 @@ async fn recurrence_audit_and_watch(stack: &StackClients) {
         .into_inner()
         .records;
     assert!(bobs_audit.is_empty());
+    // An open WatchTasks stream would hold task-api's graceful shutdown.
+    drop(watch);
+    system_tests::stop(stack).await;
 }
 
-#[tokio::test]
-async fn reminders_on_dev_sidecar() {
-    let stack = on_dev_sidecar().await;
-    reminders_fire_once_follow_the_due_date_and_never_for_finished_tasks(&stack, &stack).await;
-    stack.stop().await;
-}
-
-#[tokio::test]
-async fn reminders_on_daprd() {
-    let stack = on_daprd().await;
-    reminders_fire_once_follow_the_due_date_and_never_for_finished_tasks(&stack, &stack).await;
-    stack.stop();
-}
-
-async fn reminders_fire_once_follow_the_due_date_and_never_for_finished_tasks(
-    stack: &StackClients,
-    runtime: &dyn Inspect,
-) {
+/// Reminders fire once, follow the due date, and never come for finished
+/// tasks.
+async fn reminders(runtime: Runtime) {
+    let stack = system_tests::start_services(runtime).await;
     let mut alice = stack.tasks("alice").await;
     let soon = chrono::Duration::hours(1) + chrono::Duration::seconds(3);
     let create = |title: &str, due: Option<prost_types::Timestamp>| CreateTaskRequest {
@@ -351,7 +322,7 @@ async fn reminders_fire_once_follow_the_due_date_and_never_for_finished_tasks(
     // The moved task's earlier reminder job was replaced, not left behind,
     // and the others are gone after their trigger (where the runtime can
     // list its jobs): only tomorrow's waits for its 1-hour trigger.
-    if let Some(pending) = runtime.pending_jobs().await {
+    if let Some(pending) = stack.pending_jobs().await {
         assert_eq!(pending, 1, "no stale reminder jobs");
     }
     let bob = stack
@@ -363,37 +334,14 @@ async fn reminders_fire_once_follow_the_due_date_and_never_for_finished_tasks(
         .into_inner()
         .notifications;
     assert!(bob.is_empty());
+    system_tests::stop(stack).await;
 }
 
-#[tokio::test]
-async fn poison_on_dev_sidecar() {
-    let stack = on_dev_sidecar().await;
-    a_poison_event_is_dead_lettered_while_the_flow_continues(&stack, &stack).await;
-    stack.stop().await;
-}
-
-#[tokio::test]
-async fn poison_on_daprd() {
-    let stack = on_daprd().await;
-    a_poison_event_is_dead_lettered_while_the_flow_continues(&stack, &stack).await;
-    // Replaying dead letters (`just replay`) sends them through again: the
-    // poison is still poison, dead-lettered once more by each consumer, and
-    // nothing else changes.
-    let replayed = stack.kafka.replay("task-events-dlq", &["poison-1"]).unwrap();
-    assert_eq!(replayed, 1, "once per event, not once per consumer that gave up on it");
-    eventually(
-        "the replayed poison is dead-lettered again",
-        Duration::from_secs(60),
-        || async {
-            let letters = stack.dead_letters("task-events-dlq").await.ok()?;
-            (letters.iter().filter(|letter| letter.id == "poison-1").count() >= 8).then_some(())
-        },
-    )
-    .await;
-    stack.stop();
-}
-
-async fn a_poison_event_is_dead_lettered_while_the_flow_continues(stack: &StackClients, runtime: &dyn Inspect) {
+/// A poison event is dead-lettered by every consumer while the flow
+/// continues behind it; replayed (`just replay`, where the runtime keeps
+/// dead letters in Kafka), it is poison again and nothing else changes.
+async fn poison(runtime: Runtime) {
+    let stack = system_tests::start_services(runtime).await;
     let publisher = Publisher::connect_lazy(&todo_core::config::DaprConfig {
         grpc_endpoint: stack.sidecar_endpoint("task-api"),
         api_token: None,
@@ -443,7 +391,7 @@ async fn a_poison_event_is_dead_lettered_while_the_flow_continues(stack: &StackC
     })
     .await;
     let letters = eventually("dead letters", Duration::from_secs(30), || async {
-        let letters = runtime.dead_letters("task-events-dlq").await.ok()?;
+        let letters = stack.dead_letters("task-events-dlq").await.ok()?;
         let poison: Vec<_> = letters.into_iter().filter(|letter| letter.id == "poison-1").collect();
         (poison.len() >= 4).then_some(poison)
     })
@@ -465,4 +413,21 @@ async fn a_poison_event_is_dead_lettered_while_the_flow_continues(stack: &StackC
         .unwrap()
         .into_inner();
     assert!(verdict.valid);
+    // Replaying dead letters (`just replay`) sends them through again: the
+    // poison is still poison, dead-lettered once more by each consumer, and
+    // nothing else changes.
+    if let Some(kafka) = stack.kafka() {
+        let replayed = kafka.replay("task-events-dlq", &["poison-1"]).unwrap();
+        assert_eq!(replayed, 1, "once per event, not once per consumer that gave up on it");
+        eventually(
+            "the replayed poison is dead-lettered again",
+            Duration::from_secs(60),
+            || async {
+                let letters = stack.dead_letters("task-events-dlq").await.ok()?;
+                (letters.iter().filter(|letter| letter.id == "poison-1").count() >= 8).then_some(())
+            },
+        )
+        .await;
+    }
+    system_tests::stop(stack).await;
 }

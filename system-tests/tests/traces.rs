@@ -8,8 +8,12 @@ use std::{
     time::Duration,
 };
 
-use real_runtime::stack::{RealStack, RealStackOptions};
-use todo_testing::eventually;
+use system_tests::{Runtime, runtime_tests};
+use todo_stack::{StackOptions, eventually};
+
+runtime_tests! {
+    daprd: [a_completion_is_one_trace_across_services_and_sidecars_in_jaeger],
+}
 
 #[derive(Debug)]
 struct Span {
@@ -50,17 +54,16 @@ fn is_daprd_span(span: &Span) -> bool {
     span.operation.starts_with("/dapr.proto.runtime.v1") || span.operation.starts_with("pubsub/")
 }
 
-#[tokio::test]
-async fn a_completion_is_one_trace_across_services_and_sidecars_in_jaeger() {
-    let stack = RealStack::start(RealStackOptions {
+async fn a_completion_is_one_trace_across_services_and_sidecars_in_jaeger(runtime: Runtime) {
+    let stack = system_tests::start(StackOptions {
         jaeger: true,
-        service_env: vec![("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into())],
-        ..RealStackOptions::default()
+        env: vec![("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into())],
+        ..StackOptions::services(runtime)
     })
     .await;
     stack.complete_a_recurring_task("alice", "traced").await;
 
-    let jaeger = stack.jaeger.as_ref().expect("jaeger runs");
+    let jaeger = stack.jaeger().expect("jaeger runs");
     let must_reach = ["task-api", "recurring-service", "audit-service"];
     let spans = eventually(
         "the completion's trace reaches every consumer in Jaeger",
@@ -124,5 +127,5 @@ async fn a_completion_is_one_trace_across_services_and_sidecars_in_jaeger() {
             );
         }
     }
-    stack.stop();
+    system_tests::stop(stack).await;
 }

@@ -23,7 +23,13 @@ use opentelemetry_proto::tonic::{
     },
     common::v1::{KeyValue, any_value::Value},
 };
-use todo_testing::{TestStack, free_port};
+use system_tests::{Runtime, runtime_tests};
+use todo_stack::StackOptions;
+use todo_testing::free_port;
+
+runtime_tests! {
+    dev_sidecar: [create_and_complete_of_a_recurring_task_are_each_one_connected_trace],
+}
 use tonic::{Request, Response, Status};
 
 #[derive(Debug, Clone)]
@@ -110,8 +116,7 @@ impl TraceService for Receiver {
     }
 }
 
-#[tokio::test]
-async fn create_and_complete_of_a_recurring_task_are_each_one_connected_trace() {
+async fn create_and_complete_of_a_recurring_task_are_each_one_connected_trace(runtime: Runtime) {
     let receiver = Receiver::default();
     let metrics = MetricsReceiver::default();
     let port = free_port();
@@ -122,19 +127,19 @@ async fn create_and_complete_of_a_recurring_task_are_each_one_connected_trace() 
             .serve(SocketAddr::from(([127, 0, 0, 1], port))),
     );
     let endpoint = format!("http://127.0.0.1:{port}");
-    let stack = TestStack::start(
-        &real_runtime::sidecars::dev_sidecar_binary().display().to_string(),
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    let stack = system_tests::start(StackOptions {
+        env: vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into()),
         ],
-    )
+        ..StackOptions::services(runtime)
+    })
     .await;
 
     stack.complete_a_recurring_task("alice", "traced").await;
     // Let the consumers finish, then stop everything: exporters flush on exit.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stack.stop().await;
+    system_tests::stop(stack).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     assert_metrics(&metrics);

@@ -6,33 +6,29 @@
 //!   binaries.
 //! - [`fake_sidecar`]: a Dapr publish API that records what it receives and
 //!   can play a sidecar that is down.
-//! - [`stack`]: the whole system through dev-sidecar, for end-to-end tests.
+//! - [`http`]: a GET on loopback (dev-sidecar's inspection surface).
 //! - [`tokens`]: signed JWTs for test users and the development tools.
 //! - [`in_process`]: an `Application` running in the test process.
-//! - [`workload`]: a steady stream of task mutations under faults, and the
-//!   check that every consumer turned each into exactly one effect.
-//! - [`soak`]: the workload for a long while with every fault a stack can
-//!   inject, on either runtime, and its report.
 //! - [`recorder`]: an AppCallback app that records deliveries and jobs and
 //!   answers as scripted, for the sidecar conformance tests.
 //! - [`process`]: start a service binary on free ports, wait until it
 //!   reports SERVING, stop it with SIGTERM.
+//!
+//! The whole system on a runtime is `todo-stack`; the scenarios that run
+//! on it are the `system-tests` crate.
 
 pub mod fake_sidecar;
+pub mod http;
 pub mod in_process;
 pub mod postgres;
 pub mod process;
 pub mod recorder;
-pub mod soak;
-pub mod stack;
 pub mod tokens;
-pub mod workload;
 
 pub use fake_sidecar::{ApiLevel, FakeSidecar, RecordedEvent, RecordedJob};
 pub use in_process::{RunningServer, auth_config, dapr_config, database_config, delivery};
 pub use postgres::TestDatabase;
 pub use process::{ServiceProcess, free_port, free_ports};
-pub use stack::{DeadLetter, Inspect, StackClients, TestStack, eventually};
 
 /// A tracing subscriber that prints only when `TEST_LOG` is set, so test
 /// output stays quiet by default. Safe to call from every test.

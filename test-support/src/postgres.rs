@@ -28,6 +28,25 @@ pub fn use_durable_commits() {
     DURABLE.store(true, std::sync::atomic::Ordering::Release);
 }
 
+/// The port the throw-away server of this process listens on (0: a free one).
+static PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+
+/// A throw-away server of this process's own on `port`, and its `postgres`
+/// database: PostgreSQL for a local stack (`just dev`), gone with the
+/// returned value or with this process, whichever ends first.
+pub async fn local_server(port: u16) -> TestDatabase {
+    PORT.store(port, std::sync::atomic::Ordering::Release);
+    let cluster = tokio::task::spawn_blocking(Cluster::shared)
+        .await
+        .expect("starting PostgreSQL does not panic");
+    TestDatabase {
+        url: cluster.admin_url.clone(),
+        name: String::new(),
+        admin_url: cluster.admin_url.clone(),
+        _cluster: Some(cluster),
+    }
+}
+
 /// A database that exists for as long as this value.
 pub struct TestDatabase {
     /// Connection URL of the database (no TLS, loopback or `DATABASE_URL`'s host).
@@ -207,7 +226,10 @@ impl Cluster {
                 "chown of the test cluster directory to postgres failed"
             );
         }
-        let port = crate::free_port();
+        let port = match PORT.load(std::sync::atomic::Ordering::Acquire) {
+            0 => crate::free_port(),
+            port => port,
+        };
 
         let run = |program: &str, args: &[&str]| run_as(as_postgres_user, &bin_dir.join(program), args);
         let data = data_dir.to_str().expect("utf-8 temp path");

@@ -1,40 +1,30 @@
-//! Running a service binary the way a deployment would, for tests.
+//! Running a service binary the way a deployment would, for tests, on the
+//! one process supervisor.
 
 use std::{
-    net::{SocketAddr, TcpListener},
-    process::{Child, Command, Stdio},
+    net::SocketAddr,
     time::{Duration, Instant},
 };
 
+use supervisor::{Output, Proc, Signal, Spec};
 use tonic::transport::Channel;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
-/// `count` distinct ports that were free a moment ago: all listeners stay
-/// open until every port is chosen, so the OS cannot hand one out twice.
+/// `count` distinct loopback ports that were free a moment ago.
 pub fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|listener| listener.local_addr().expect("bound").port())
-        .collect()
+    supervisor::free_ports(count).expect("free loopback ports")
 }
 
-/// A port that was free a moment ago (the OS picked it for a listener we
-/// closed at once). Good enough for tests on loopback.
+/// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("bind an ephemeral port")
+    free_ports(1)[0]
 }
 
 /// A running service binary; killed if still running when dropped.
 pub struct ServiceProcess {
     pub name: String,
     pub addr: SocketAddr,
-    child: Child,
+    proc: Proc,
 }
 
 impl ServiceProcess {
@@ -52,21 +42,20 @@ impl ServiceProcess {
     /// Starts `binary` with `env`, expecting its gRPC health service on
     /// `port`, and waits until it reports SERVING.
     pub async fn start_on(name: &str, binary: &str, port: u16, env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(binary);
-        command
-            .env("APP_HOST", "127.0.0.1")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null());
-        if std::env::var_os("TEST_LOG").is_none() {
-            command.stdout(Stdio::null()).stderr(Stdio::null());
+        let output = if std::env::var_os("TEST_LOG").is_some() {
+            Output::Prefixed(format!("{name} | "))
+        } else {
+            Output::Null
+        };
+        let mut spec = Spec::new(name, binary, output).env("APP_HOST", "127.0.0.1");
+        for (key, value) in env {
+            spec = spec.env(key, *value);
         }
-        let child = command
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {binary}: {err}"));
+        let proc = Proc::start(spec).unwrap_or_else(|err| panic!("{err}"));
         let mut process = Self {
             name: name.to_owned(),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            child,
+            proc,
         };
         process.wait_until_serving(Duration::from_secs(30)).await;
         process
@@ -84,8 +73,8 @@ impl ServiceProcess {
     async fn wait_until_serving(&mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(status) = self.child.try_wait().expect("poll child") {
-                panic!("{} exited during start-up with {status}", self.name);
+            if let Some(code) = self.proc.exited() {
+                panic!("{} exited during start-up with code {code:?}", self.name);
             }
             if let Ok(ServingStatus::Serving) = self.health("").await {
                 return;
@@ -173,42 +162,25 @@ impl ServiceProcess {
         from_v1
     }
 
-    /// SIGKILL, as a crash would.
     /// Sends `signal` (SIGSTOP and SIGCONT freeze and thaw the process).
-    pub fn signal(&self, signal: rustix::process::Signal) {
-        let pid = rustix::process::Pid::from_child(&self.child);
-        rustix::process::kill_process(pid, signal).expect("signal the process");
+    pub fn signal(&self, signal: Signal) {
+        self.proc.signal(signal);
     }
 
+    /// SIGKILL, as a crash would.
     pub async fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.proc.kill();
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns its exit code.
     pub async fn terminate(mut self, timeout: Duration) -> Option<i32> {
-        let pid = rustix::process::Pid::from_child(&self.child);
-        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("send SIGTERM");
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll child") {
-                return status.code();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not exit within {timeout:?} of SIGTERM",
-                self.name
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for ServiceProcess {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        let started = Instant::now();
+        let code = self.proc.stop(timeout).await;
+        assert!(
+            started.elapsed() < timeout,
+            "{} did not exit within {timeout:?} of SIGTERM",
+            self.name
+        );
+        code
     }
 }

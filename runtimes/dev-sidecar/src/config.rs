@@ -1,7 +1,7 @@
 //! Configuration of dev-sidecar: command-line flags, each with an
 //! environment variable, validated once at start-up.
 
-use std::{collections::BTreeMap, net::IpAddr, path::PathBuf, time::Duration};
+use std::{net::IpAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
 
@@ -52,28 +52,12 @@ pub struct Config {
     /// Address every endpoint listens on.
     #[arg(long, env = "DEV_SIDECAR_HOST", default_value = "127.0.0.1")]
     pub host: IpAddr,
-    /// Also start the apps' commands from the run file, and stop them on exit.
-    /// The apps inherit this process's environment, then the run file's `env`,
-    /// then `--env`.
-    #[arg(long, env = "DEV_SIDECAR_RUN_APPS")]
-    pub run_apps: bool,
-    /// Extra environment for the apps (KEY=VALUE), overriding the run file.
-    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = key_value)]
-    pub env: Vec<(String, String)>,
-    /// Required from callers of the Dapr API when set; also given to the apps.
+    /// Required from callers of the Dapr API when set.
     #[arg(long, env = "DAPR_API_TOKEN", hide_env_values = true)]
     pub dapr_api_token: Option<String>,
-    /// Sent to the apps as `dapr-api-token` when set; also given to the apps.
+    /// Sent to the apps as `dapr-api-token` when set.
     #[arg(long, env = "APP_API_TOKEN", hide_env_values = true)]
     pub app_api_token: Option<String>,
-}
-
-fn key_value(text: &str) -> Result<(String, String), String> {
-    let (key, value) = text.split_once('=').ok_or("expected KEY=VALUE")?;
-    if key.is_empty() {
-        return Err("empty KEY".into());
-    }
-    Ok((key.to_owned(), value.to_owned()))
 }
 
 impl Config {
@@ -90,21 +74,5 @@ impl Config {
             max_bytes: self.retention_mb.saturating_mul(1 << 20),
             max_age: Duration::from_secs(self.retention_hours.saturating_mul(3600)),
         }
-    }
-
-    pub fn extra_env(&self) -> BTreeMap<String, String> {
-        self.env.iter().cloned().collect()
-    }
-
-    /// The tokens the apps need to talk to this sidecar, as daprd passes them.
-    pub fn app_tokens(&self) -> BTreeMap<&'static str, String> {
-        let mut tokens = BTreeMap::new();
-        if let Some(token) = &self.dapr_api_token {
-            tokens.insert("DAPR_API_TOKEN", token.clone());
-        }
-        if let Some(token) = &self.app_api_token {
-            tokens.insert("APP_API_TOKEN", token.clone());
-        }
-        tokens
     }
 }

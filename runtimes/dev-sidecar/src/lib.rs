@@ -12,7 +12,6 @@
 //! - [`apps`]: calling the apps' AppCallback (with Alpha1 fallbacks).
 //! - [`delivery`]: subscriptions, routing, ordered delivery, retries, dead letters.
 //! - [`jobs`]: the durable one-shot jobs scheduler.
-//! - [`processes`]: starting and stopping the apps (`--run-apps`).
 //! - [`startup`]: [`startup::Application`], built once and run until SIGTERM.
 
 pub mod api;
@@ -23,6 +22,5 @@ pub mod delivery;
 pub mod jobs;
 pub mod log;
 pub mod payload;
-pub mod processes;
 pub mod run_file;
 pub mod startup;

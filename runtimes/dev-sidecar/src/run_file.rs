@@ -32,6 +32,7 @@ struct RawCommon {
     #[serde(default)]
     env: BTreeMap<String, serde_yaml_ng::Value>,
     app_protocol: Option<String>,
+    enable_app_health_check: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,6 +51,7 @@ struct RawApp {
     command: Vec<String>,
     #[serde(default)]
     env: BTreeMap<String, serde_yaml_ng::Value>,
+    enable_app_health_check: Option<bool>,
 }
 
 /// One app of the stack and its sidecar endpoints.
@@ -67,6 +69,9 @@ pub struct App {
     pub command: Vec<String>,
     /// Common env, then the app's own.
     pub env: BTreeMap<String, String>,
+    /// `enableAppHealthCheck`: daprd probes the app and holds deliveries
+    /// while it is down (dev-sidecar does not probe).
+    pub app_health_check: bool,
 }
 
 pub fn load(path: &Path) -> Result<Vec<App>, RunFileError> {
@@ -131,6 +136,10 @@ pub fn parse(text: &str, base: &Path) -> Result<Vec<App>, String> {
             http_port,
             command: app.command,
             env,
+            app_health_check: app
+                .enable_app_health_check
+                .or(raw.common.enable_app_health_check)
+                .unwrap_or(false),
         });
     }
     Ok(apps)

@@ -17,7 +17,6 @@ use crate::{
     delivery::{self, Subscriptions},
     jobs::{JobsSignal, Scheduler},
     log::{Log, LogError},
-    processes::Processes,
     run_file::{self, App, RunFileError},
 };
 
@@ -158,24 +157,7 @@ impl Application {
             );
         }
 
-        let processes = if self.config.run_apps {
-            Some(
-                Processes::start(
-                    &self.apps,
-                    &self.config.extra_env(),
-                    &self.config.app_tokens(),
-                    Duration::from_secs(15),
-                )
-                .map_err(StartupError::Apps)?,
-            )
-        } else {
-            None
-        };
-
         shutdown.cancelled().await;
-        if let Some(processes) = processes {
-            processes.stop().await;
-        }
         workers_stop.cancel();
         servers_stop.cancel();
         for server in servers {

@@ -4,11 +4,8 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use crate::{
-    http,
-    install::Installed,
-    process::{Output, Proc, Spec},
-};
+use crate::{RuntimeError, http, install::Installed};
+use supervisor::{Output, Proc, Spec};
 
 /// The ports of one app's sidecar.
 #[derive(Debug, Clone, Copy)]
@@ -52,7 +49,7 @@ impl Daprd {
         options: DaprdOptions,
         output: Output,
         wait: bool,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, RuntimeError> {
         let mut spec = Spec::new(&format!("daprd {}", options.app_id), &installed.daprd, output)
             .args(args(&options))
             // Host IP detection fails on a loopback-only machine.
@@ -65,7 +62,7 @@ impl Daprd {
             spec = spec.env("DAPR_API_TOKEN", token.clone());
         }
         let daprd = Self {
-            proc: Proc::start(spec).map_err(|err| err.to_string())?,
+            proc: Proc::start(spec)?,
             options,
         };
         if wait {
@@ -74,11 +71,12 @@ impl Daprd {
         Ok(daprd)
     }
 
-    pub async fn wait_until_healthy(&self, timeout: Duration) -> Result<(), String> {
+    pub async fn wait_until_healthy(&self, timeout: Duration) -> Result<(), RuntimeError> {
         let url = format!("http://127.0.0.1:{}/v1.0/healthz", self.options.ports.http);
-        http::wait_until_ok(&format!("daprd {}", self.options.app_id), &url, timeout)
-            .await
-            .map_err(|err| format!("{err}\n{}", self.proc.log_tail(40)))
+        http::wait_until_ok(&format!("daprd {}", self.options.app_id), &url, timeout, || {
+            self.proc.log_tail(40)
+        })
+        .await
     }
 
     /// The Dapr gRPC API, as a URL.
@@ -87,9 +85,9 @@ impl Daprd {
     }
 
     /// kill -9 daprd and start it again on the same ports.
-    pub async fn crash_and_restart(&mut self) -> Result<(), String> {
+    pub async fn crash_and_restart(&mut self) -> Result<(), RuntimeError> {
         self.proc.kill();
-        self.proc.restart().map_err(|err| err.to_string())?;
+        self.proc.restart()?;
         self.wait_until_healthy(Duration::from_secs(60)).await
     }
 }

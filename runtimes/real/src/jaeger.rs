@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use crate::{
-    http,
+    RuntimeError, http,
     install::{Installed, runtime_dir},
-    process::{Output, Proc, Spec},
 };
+use supervisor::{Output, Proc, Spec};
 
 #[derive(Debug, Clone, Copy)]
 pub struct JaegerPorts {
@@ -35,7 +35,7 @@ pub struct Jaeger {
 }
 
 impl Jaeger {
-    pub async fn start(installed: &Installed, ports: JaegerPorts, output: Output) -> Result<Self, String> {
+    pub async fn start(installed: &Installed, ports: JaegerPorts, output: Output) -> Result<Self, RuntimeError> {
         let config = runtime_dir().join("jaeger/config.yaml");
         let spec = Spec::new("jaeger", &installed.jaeger, output)
             .args(["--config".to_owned(), config.display().to_string()])
@@ -43,15 +43,15 @@ impl Jaeger {
             .env("JAEGER_QUERY_HTTP", format!("127.0.0.1:{}", ports.query_http))
             .env("JAEGER_QUERY_GRPC", format!("127.0.0.1:{}", ports.query_grpc))
             .env("JAEGER_HEALTH", format!("127.0.0.1:{}", ports.health));
-        let proc = Proc::start(spec).map_err(|err| err.to_string())?;
+        let proc = Proc::start(spec)?;
         let jaeger = Self { proc, ports };
         http::wait_until_ok(
             "Jaeger",
             &format!("http://127.0.0.1:{}/status", ports.health),
             Duration::from_secs(30),
+            || jaeger.proc.log_tail(30),
         )
-        .await
-        .map_err(|err| format!("{err}\n{}", jaeger.proc.log_tail(30)))?;
+        .await?;
         Ok(jaeger)
     }
 
@@ -61,12 +61,18 @@ impl Jaeger {
     }
 
     /// GET on the query API, e.g. `/api/services` or `/api/traces/<id>`.
-    pub async fn query(&self, path_and_query: &str) -> Result<serde_json::Value, String> {
+    pub async fn query(&self, path_and_query: &str) -> Result<serde_json::Value, RuntimeError> {
         let url = format!("http://127.0.0.1:{}{path_and_query}", self.ports.query_http);
         let (status, body) = http::get(&url).await?;
         if status != 200 {
-            return Err(format!("{url}: status {status}: {body}"));
+            return Err(RuntimeError::Http {
+                url,
+                detail: format!("status {status}: {body}"),
+            });
         }
-        serde_json::from_str(&body).map_err(|err| format!("{url}: {err}"))
+        serde_json::from_str(&body).map_err(|err| RuntimeError::Http {
+            url,
+            detail: err.to_string(),
+        })
     }
 }

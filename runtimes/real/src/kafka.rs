@@ -4,10 +4,9 @@
 
 use std::{path::Path, process::Command, time::Duration};
 
-use crate::{
-    install::Installed,
-    process::{Output, Proc, Spec, wait_for_port},
-};
+use supervisor::{Output, Proc, Spec, wait_for_port};
+
+use crate::{RuntimeError, install::Installed};
 
 /// A topic to create: name, partitions, and retention (None: the broker's).
 #[derive(Debug, Clone)]
@@ -33,7 +32,7 @@ impl Topic {
 pub fn project_topics() -> Vec<Topic> {
     use todo_core::events::topics;
     let mut all = Vec::new();
-    for topic in [topics::TASK_EVENTS, topics::TASK_COMMANDS, topics::REMINDERS] {
+    for topic in topics::ALL {
         all.push(Topic::new(topic, 6));
         all.push(Topic {
             retention_ms: Some(14 * 24 * 3600 * 1000),
@@ -67,13 +66,13 @@ impl Kafka {
         dir: &Path,
         options: KafkaOptions,
         output: Output,
-    ) -> Result<Self, String> {
-        std::fs::create_dir_all(dir).map_err(|err| err.to_string())?;
+    ) -> Result<Self, RuntimeError> {
+        std::fs::create_dir_all(dir).map_err(RuntimeError::file(dir))?;
         let data = dir.join("data");
         let properties = dir.join("server.properties");
-        std::fs::write(&properties, server_properties(&data, &options)).map_err(|err| err.to_string())?;
+        std::fs::write(&properties, server_properties(&data, &options)).map_err(RuntimeError::file(&properties))?;
         let log_config = dir.join("log4j2.yaml");
-        std::fs::write(&log_config, LOG_CONFIG).map_err(|err| err.to_string())?;
+        std::fs::write(&log_config, LOG_CONFIG).map_err(RuntimeError::file(&log_config))?;
         let class_path = installed.kafka_class_path();
         if !data.join("meta.properties").exists() {
             let status = Command::new("java")
@@ -85,9 +84,15 @@ impl Kafka {
                 .arg(&properties)
                 .stdout(std::process::Stdio::null())
                 .status()
-                .map_err(|err| format!("cannot run java: {err}"))?;
+                .map_err(|source| RuntimeError::Run {
+                    program: "java".into(),
+                    source,
+                })?;
             if !status.success() {
-                return Err(format!("formatting Kafka storage in {} failed", data.display()));
+                return Err(RuntimeError::Failed {
+                    what: format!("formatting Kafka storage in {}", data.display()),
+                    detail: status.to_string(),
+                });
             }
         }
         let spec = Spec::new("kafka", "java", output).args([
@@ -101,7 +106,7 @@ impl Kafka {
             properties.display().to_string(),
         ]);
         let mut kafka = Self {
-            proc: Proc::start(spec).map_err(|err| err.to_string())?,
+            proc: Proc::start(spec)?,
             options,
             class_path,
         };
@@ -113,28 +118,34 @@ impl Kafka {
         format!("127.0.0.1:{}", self.options.port)
     }
 
-    async fn wait_until_ready(&mut self) -> Result<(), String> {
-        wait_for_port("Kafka", self.options.port, Duration::from_secs(90))
+    async fn wait_until_ready(&mut self) -> Result<(), RuntimeError> {
+        let timeout = Duration::from_secs(90);
+        wait_for_port("Kafka", self.options.port, timeout)
             .await
-            .map_err(|err| format!("{err}\n{}", self.proc.log_tail(30)))
+            .map_err(|err| RuntimeError::NotReady {
+                what: "Kafka".into(),
+                timeout,
+                detail: err.to_string(),
+                log: self.proc.log_tail(30),
+            })
     }
 
     /// kill -9 the broker and start it again on the same log.
-    pub async fn crash_and_restart(&mut self, down_for: Duration) -> Result<(), String> {
+    pub async fn crash_and_restart(&mut self, down_for: Duration) -> Result<(), RuntimeError> {
         self.proc.kill();
         tokio::time::sleep(down_for).await;
-        self.proc.restart().map_err(|err| err.to_string())?;
+        self.proc.restart()?;
         self.wait_until_ready().await
     }
 
     /// Runs runtimes/real/kafka/KafkaTool.java's `command` against this broker;
     /// its standard output.
-    pub fn tool(&self, command: &str, args: &[String]) -> Result<String, String> {
+    pub fn tool(&self, command: &str, args: &[String]) -> Result<String, RuntimeError> {
         kafka_tool(&self.class_path, command, &self.bootstrap(), args)
     }
 
     /// Creates `topics` unless they exist.
-    pub fn create_topics(&self, topics: &[Topic]) -> Result<(), String> {
+    pub fn create_topics(&self, topics: &[Topic]) -> Result<(), RuntimeError> {
         if topics.is_empty() {
             return Ok(());
         }
@@ -149,34 +160,44 @@ impl Kafka {
     }
 
     /// Committed offsets and lag per consumer group (KafkaTool `lag`).
-    pub fn lag(&self) -> Result<serde_json::Value, String> {
+    pub fn lag(&self) -> Result<serde_json::Value, RuntimeError> {
         let text = self.tool("lag", &[])?;
-        serde_json::from_str(&text).map_err(|err| format!("{err}: {text}"))
+        parse_answer("KafkaTool lag", &text)
     }
 
     /// Waits until every one of `groups` consumes (see [`wait_until_consuming`]).
-    pub async fn wait_until_consuming(&self, groups: &[String], timeout: Duration) -> Result<(), String> {
+    pub async fn wait_until_consuming(&self, groups: &[String], timeout: Duration) -> Result<(), RuntimeError> {
         wait_until_consuming(&self.class_path, &self.bootstrap(), groups, timeout).await
     }
 
     /// Republishes the dead letters of `dead_letter_topic` (all, or those
     /// with the given event ids) to the topic they came from (KafkaTool
     /// `replay`); returns how many.
-    pub fn replay(&self, dead_letter_topic: &str, ids: &[&str]) -> Result<u64, String> {
+    pub fn replay(&self, dead_letter_topic: &str, ids: &[&str]) -> Result<u64, RuntimeError> {
         let mut args = vec![dead_letter_topic.to_owned()];
         args.extend(ids.iter().map(|id| (*id).to_owned()));
         let text = self.tool("replay", &args)?;
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(|err| format!("{err}: {text}"))?;
-        value["replayed"]
+        parse_answer("KafkaTool replay", &text)?["replayed"]
             .as_u64()
-            .ok_or_else(|| format!("unexpected answer: {text}"))
+            .ok_or_else(|| RuntimeError::Answer {
+                what: "KafkaTool replay".into(),
+                detail: text,
+            })
     }
 
     /// The records of every dead-letter topic (KafkaTool `dead-letters`).
-    pub fn dead_letters(&self) -> Result<serde_json::Value, String> {
+    pub fn dead_letters(&self) -> Result<serde_json::Value, RuntimeError> {
         let text = self.tool("dead-letters", &["1000".to_owned()])?;
-        serde_json::from_str(&text).map_err(|err| format!("{err}: {text}"))
+        parse_answer("KafkaTool dead-letters", &text)
     }
+}
+
+/// KafkaTool's JSON answer.
+pub fn parse_answer(what: &str, text: &str) -> Result<serde_json::Value, RuntimeError> {
+    serde_json::from_str(text).map_err(|err| RuntimeError::Answer {
+        what: what.to_owned(),
+        detail: format!("{err}: {text}"),
+    })
 }
 
 /// Whether `group` has members with partitions assigned: it consumes.
@@ -198,7 +219,7 @@ pub async fn wait_until_consuming(
     bootstrap: &str,
     groups: &[String],
     timeout: std::time::Duration,
-) -> Result<(), String> {
+) -> Result<(), RuntimeError> {
     let deadline = std::time::Instant::now() + timeout;
     loop {
         let text = kafka_tool(class_path, "groups", bootstrap, &[]).unwrap_or_default();
@@ -211,16 +232,19 @@ pub async fn wait_until_consuming(
             return Ok(());
         }
         if std::time::Instant::now() > deadline {
-            return Err(format!(
-                "consumer groups {waiting:?} did not start consuming within {timeout:?} ({described})"
-            ));
+            return Err(RuntimeError::NotReady {
+                what: format!("consumer groups {waiting:?}"),
+                timeout,
+                detail: described.to_string(),
+                log: String::new(),
+            });
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }
 
 /// Runs KafkaTool with `class_path` (libs and the compiled tool).
-pub fn kafka_tool(class_path: &str, command: &str, bootstrap: &str, args: &[String]) -> Result<String, String> {
+pub fn kafka_tool(class_path: &str, command: &str, bootstrap: &str, args: &[String]) -> Result<String, RuntimeError> {
     let output = Command::new("java")
         .args([
             "-Xmx128m",
@@ -234,12 +258,15 @@ pub fn kafka_tool(class_path: &str, command: &str, bootstrap: &str, args: &[Stri
         ])
         .args(args)
         .output()
-        .map_err(|err| format!("cannot run java: {err}"))?;
+        .map_err(|source| RuntimeError::Run {
+            program: "java".into(),
+            source,
+        })?;
     if !output.status.success() {
-        return Err(format!(
-            "KafkaTool {command} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
+        return Err(RuntimeError::Failed {
+            what: format!("KafkaTool {command}"),
+            detail: String::from_utf8_lossy(&output.stderr).into_owned(),
+        });
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml_ng::Value;
 
-use crate::install::repo_dir;
+use crate::{RuntimeError, install::repo_dir};
 
 /// What changes between the cluster and this machine.
 #[derive(Debug, Clone)]
@@ -18,12 +18,21 @@ pub struct LocalAddresses {
     pub otlp: Option<String>,
 }
 
-/// Writes the resources into `dir/resources` and the Configuration into
-/// `dir/config.yaml`; returns both paths.
-pub fn render(dir: &Path, local: &LocalAddresses) -> Result<(PathBuf, PathBuf), String> {
+/// Where daprd finds its resources and its Configuration.
+#[derive(Debug, Clone)]
+pub struct Resources {
+    /// `--resources-path`.
+    pub dir: PathBuf,
+    /// `--config`.
+    pub config: PathBuf,
+}
+
+/// Writes the project's resources into `dir/resources` and the
+/// Configuration into `dir/config.yaml`.
+pub fn render(dir: &Path, local: &LocalAddresses) -> Result<Resources, RuntimeError> {
     let source = repo_dir().join("dapr/components");
     let resources = dir.join("resources");
-    std::fs::create_dir_all(&resources).map_err(|err| err.to_string())?;
+    std::fs::create_dir_all(&resources).map_err(RuntimeError::file(&resources))?;
     for name in ["pubsub.yaml", "pubsub-broadcast.yaml", "resiliency.yaml"] {
         let mut doc = read(&source.join(name))?;
         if kind(&doc) == "Component" {
@@ -35,18 +44,64 @@ pub fn render(dir: &Path, local: &LocalAddresses) -> Result<(PathBuf, PathBuf), 
     localize_tracing(&mut config, local);
     let config_path = dir.join("config.yaml");
     write(&config_path, &config)?;
-    Ok((resources, config_path))
+    Ok(Resources {
+        dir: resources,
+        config: config_path,
+    })
 }
 
-fn read(path: &Path) -> Result<Value, String> {
-    let text = std::fs::read_to_string(path).map_err(|err| format!("{}: {err}", path.display()))?;
-    serde_yaml_ng::from_str(&text).map_err(|err| format!("{}: {err}", path.display()))
+/// Resources for apps under test with topics of their own: the cluster's
+/// Kafka component as `pubsub` (topics created on first use, no scopes),
+/// `max_retries` redeliveries `interval_ms` apart, every span sampled.
+pub fn render_for_tests(
+    dir: &Path,
+    kafka: &str,
+    max_retries: u32,
+    interval_ms: u64,
+) -> Result<Resources, RuntimeError> {
+    let resources = dir.join("resources");
+    std::fs::create_dir_all(&resources).map_err(RuntimeError::file(&resources))?;
+    let mut pubsub = read(&repo_dir().join("dapr/components/pubsub.yaml"))?;
+    if let Some(metadata) = pubsub.get_mut("metadata").and_then(Value::as_mapping_mut) {
+        metadata.insert("name".into(), "pubsub".into());
+    }
+    if let Some(map) = pubsub.as_mapping_mut() {
+        map.remove("scopes");
+    }
+    localize_component(
+        &mut pubsub,
+        &LocalAddresses {
+            kafka: kafka.to_owned(),
+            otlp: None,
+        },
+    );
+    write(&resources.join("pubsub.yaml"), &pubsub)?;
+    let resiliency = resources.join("resiliency.yaml");
+    std::fs::write(&resiliency, test_resiliency(max_retries, interval_ms)).map_err(RuntimeError::file(&resiliency))?;
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: test\nspec:\n  tracing:\n    samplingRate: \"1\"\n",
+    )
+    .map_err(RuntimeError::file(&config))?;
+    Ok(Resources { dir: resources, config })
 }
 
-fn write(path: &Path, doc: &Value) -> Result<(), String> {
-    let text = serde_yaml_ng::to_string(doc).map_err(|err| err.to_string())?;
+fn read(path: &Path) -> Result<Value, RuntimeError> {
+    let text = std::fs::read_to_string(path).map_err(RuntimeError::file(path))?;
+    serde_yaml_ng::from_str(&text).map_err(|source| RuntimeError::Yaml {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn write(path: &Path, doc: &Value) -> Result<(), RuntimeError> {
+    let text = serde_yaml_ng::to_string(doc).map_err(|source| RuntimeError::Yaml {
+        path: path.to_owned(),
+        source,
+    })?;
     let header = "# Rendered from dapr/components/ for the local real runtime; edit those, not this.\n";
-    std::fs::write(path, format!("{header}{text}")).map_err(|err| format!("{}: {err}", path.display()))
+    std::fs::write(path, format!("{header}{text}")).map_err(RuntimeError::file(path))
 }
 
 fn kind(doc: &Value) -> &str {
@@ -93,29 +148,9 @@ fn localize_tracing(doc: &mut Value, local: &LocalAddresses) {
     }
 }
 
-/// A minimal pub/sub component named `name` for tests with their own
-/// topics: the cluster's Kafka metadata, topics created on first use.
-pub fn test_pubsub(name: &str, kafka: &str) -> Result<String, String> {
-    let mut doc = read(&repo_dir().join("dapr/components/pubsub.yaml"))?;
-    if let Some(metadata) = doc.get_mut("metadata").and_then(Value::as_mapping_mut) {
-        metadata.insert("name".into(), name.into());
-    }
-    if let Some(map) = doc.as_mapping_mut() {
-        map.remove("scopes");
-    }
-    localize_component(
-        &mut doc,
-        &LocalAddresses {
-            kafka: kafka.to_owned(),
-            otlp: None,
-        },
-    );
-    serde_yaml_ng::to_string(&doc).map_err(|err| err.to_string())
-}
-
 /// A Resiliency for tests: `max_retries` redeliveries `interval_ms` apart
 /// on `pubsub`'s inbound side, so exhausted retries happen in seconds.
-pub fn test_resiliency(max_retries: u32, interval_ms: u64) -> String {
+fn test_resiliency(max_retries: u32, interval_ms: u64) -> String {
     format!(
         "apiVersion: dapr.io/v1alpha1
 kind: Resiliency

@@ -3,11 +3,8 @@
 
 use std::{os::unix::fs::PermissionsExt, path::Path, time::Duration};
 
-use crate::{
-    http,
-    install::Installed,
-    process::{Output, Proc, Spec},
-};
+use crate::{RuntimeError, http, install::Installed};
+use supervisor::{Output, Proc, Spec};
 
 #[derive(Debug, Clone, Copy)]
 pub struct SchedulerPorts {
@@ -30,11 +27,11 @@ impl Scheduler {
         dir: &Path,
         ports: SchedulerPorts,
         output: Output,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, RuntimeError> {
         let data = dir.join("etcd");
-        std::fs::create_dir_all(&data).map_err(|err| err.to_string())?;
+        std::fs::create_dir_all(&data).map_err(RuntimeError::file(&data))?;
         // etcd refuses a data directory others can read.
-        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).map_err(|err| err.to_string())?;
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).map_err(RuntimeError::file(&data))?;
         let id = "dapr-scheduler-server-0";
         let spec = Spec::new("scheduler", &installed.scheduler, output).args([
             "--listen-address".to_owned(),
@@ -63,7 +60,7 @@ impl Scheduler {
             "warn".to_owned(),
         ]);
         let mut scheduler = Self {
-            proc: Proc::start(spec).map_err(|err| err.to_string())?,
+            proc: Proc::start(spec)?,
             ports,
         };
         scheduler.wait_until_ready().await?;
@@ -74,18 +71,19 @@ impl Scheduler {
         format!("127.0.0.1:{}", self.ports.grpc)
     }
 
-    async fn wait_until_ready(&mut self) -> Result<(), String> {
+    async fn wait_until_ready(&mut self) -> Result<(), RuntimeError> {
         let url = format!("http://127.0.0.1:{}/healthz", self.ports.healthz);
-        http::wait_until_ok("the Dapr Scheduler", &url, Duration::from_secs(60))
-            .await
-            .map_err(|err| format!("{err}\n{}", self.proc.log_tail(30)))
+        http::wait_until_ok("the Dapr Scheduler", &url, Duration::from_secs(60), || {
+            self.proc.log_tail(30)
+        })
+        .await
     }
 
     /// kill -9 the Scheduler and start it again on the same data.
-    pub async fn crash_and_restart(&mut self, down_for: Duration) -> Result<(), String> {
+    pub async fn crash_and_restart(&mut self, down_for: Duration) -> Result<(), RuntimeError> {
         self.proc.kill();
         tokio::time::sleep(down_for).await;
-        self.proc.restart().map_err(|err| err.to_string())?;
+        self.proc.restart()?;
         self.wait_until_ready().await
     }
 }

@@ -21,9 +21,8 @@ use crate::{
         validation::{self, REQUEST_FIELDS, TASK_FIELDS, TaskInput, ValidationError, invalid},
     },
     store::{
-        outbox,
-        page_token::{self, Cursor, Order},
-        tasks::{self, ListFilter},
+        listing::{Cursor, ListFilter, Order},
+        outbox, page_token, tasks,
     },
 };
 

@@ -21,12 +21,8 @@ mod stack;
 use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, ValueEnum};
-use real_runtime::{
-    sidecars::RuntimeKind,
-    stack::{RealStack, RealStackOptions},
-};
 use serde_json::{Map, Value, json};
-use todo_testing::{TestStack, stack::SERVICES};
+use todo_stack::{Runtime as RuntimeKind, StackOptions};
 
 use crate::report::Report;
 
@@ -127,7 +123,10 @@ async fn runtime_sections(args: &Args, kind: RuntimeKind) -> anyhow::Result<Vec<
             setup.at_rate(SUSTAINABLE_RATE, args.phase_seconds()).await?,
         ));
         println!("bench: Kafka alone ...");
-        let kafka = setup.sidecars.kafka.as_ref().expect("the real runtime has a broker");
+        let kafka = setup
+            .sidecars
+            .kafka()
+            .ok_or_else(|| anyhow::anyhow!("the real runtime has a broker"))?;
         out.push(("limit:kafka".into(), limits::kafka(args, &kafka.bootstrap()).await?));
     }
     drop(setup);
@@ -138,53 +137,26 @@ async fn runtime_sections(args: &Args, kind: RuntimeKind) -> anyhow::Result<Vec<
     });
     out.push(("baseline".into(), baseline));
     println!("bench: the whole stack on {kind} ...");
-    match kind {
-        RuntimeKind::DevSidecar => {
-            let sidecar = std::env::current_exe()?
-                .parent()
-                .map(|dir| dir.join("dev-sidecar"))
-                .ok_or_else(|| anyhow::anyhow!("no binary directory"))?;
-            let stack = TestStack::start(sidecar.to_str().unwrap(), &[]).await;
-            out.extend(stack::run(args, &stack).await?);
-            let mut rss = Map::new();
-            for name in SERVICES.iter().chain(["dev-sidecar"].iter()) {
-                if let Some(mb) = stack::pid_of(name).and_then(stack::rss_mb_of) {
-                    rss.insert((*name).to_owned(), json!(mb));
-                }
-            }
-            out.push(("rss_mb".into(), Value::Object(rss)));
-            // What retention leaves of the log once it has run after the load.
-            tokio::time::sleep(Duration::from_secs(11)).await;
-            out.push((
-                "sidecar_disk_mb".into(),
-                json!(report::round(dir_bytes(&stack.dir.path().join("sidecar")) as f64 / 1e6)),
-            ));
-            stack.stop().await;
-        }
-        RuntimeKind::Daprd => {
-            let stack = RealStack::start(RealStackOptions::default()).await;
-            out.extend(stack::run(args, &stack).await?);
-            let mut rss = Map::new();
-            for (index, instance) in stack.instances.iter().enumerate() {
-                if let Some(mb) = stack.apps[index].pid().and_then(stack::rss_mb_of) {
-                    rss.insert((*instance).to_owned(), json!(mb));
-                }
-                if let Some(mb) = stack.daprds[index].proc.pid().and_then(stack::rss_mb_of) {
-                    rss.insert(format!("daprd-{instance}"), json!(mb));
-                }
-            }
-            for (name, pid) in [
-                ("kafka", stack.kafka.proc.pid()),
-                ("scheduler", stack.scheduler.proc.pid()),
-            ] {
-                if let Some(mb) = pid.and_then(stack::rss_mb_of) {
-                    rss.insert(name.to_owned(), json!(mb));
-                }
-            }
-            out.push(("rss_mb".into(), Value::Object(rss)));
-            stack.stop();
+    let stack = StackOptions::services(kind).start().await?;
+    out.extend(stack::run(args, &stack).await?);
+    let mut rss = Map::new();
+    for (name, pid) in stack.pids() {
+        // Report keys as before: `daprd-<app>` for each app's sidecar.
+        let key = name.replace("daprd ", "daprd-");
+        if let Some(mb) = stack::rss_mb_of(pid) {
+            rss.insert(key, json!(mb));
         }
     }
+    out.push(("rss_mb".into(), Value::Object(rss)));
+    if kind == RuntimeKind::DevSidecar {
+        // What retention leaves of the log once it has run after the load.
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        out.push((
+            "sidecar_disk_mb".into(),
+            json!(report::round(dir_bytes(&stack.plan.dir().join("sidecar")) as f64 / 1e6)),
+        ));
+    }
+    stack.stop().await?;
     Ok(out)
 }
 

@@ -12,10 +12,6 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use real_runtime::{
-    kafka::Topic,
-    sidecars::{RuntimeKind, SidecarOptions, Sidecars},
-};
 use serde_json::{Value, json};
 use todo_core::{
     config::DaprConfig,
@@ -28,6 +24,7 @@ use todo_core::{
     events::ContentType,
     server::{GrpcApp, base_routes},
 };
+use todo_stack::{Runtime as RuntimeKind, Stack, StackOptions, Topic};
 use todo_testing::RunningServer;
 
 use crate::{
@@ -75,13 +72,14 @@ impl EventHandler for Sink {
     }
 }
 
-fn sidecar_options() -> SidecarOptions {
-    SidecarOptions {
+/// Sidecars for `app_id`, with the benchmark's topics and partitions.
+fn sidecar_options(kind: RuntimeKind, app_id: &str) -> StackOptions {
+    StackOptions {
         topics: [TOPIC, PYTHON_TOPIC]
             .into_iter()
             .map(|topic| Topic::new(topic, PARTITIONS))
             .collect(),
-        ..SidecarOptions::default()
+        ..StackOptions::external_apps(kind, &[app_id])
     }
 }
 
@@ -89,13 +87,13 @@ fn sidecar_options() -> SidecarOptions {
 pub struct Setup {
     sink: Arc<Sink>,
     publisher: Publisher,
-    pub sidecars: Sidecars,
+    pub sidecars: Stack,
     _app: RunningServer,
 }
 
 impl Setup {
     pub async fn start(kind: RuntimeKind, bulk: bool) -> anyhow::Result<Self> {
-        let mut sidecars = Sidecars::plan(kind, &["sink"]);
+        let plan = sidecar_options(kind, "sink").plan()?;
         let sink = Arc::new(Sink {
             bulk,
             received: AtomicUsize::new(0),
@@ -103,11 +101,11 @@ impl Setup {
         });
         let mut base = base_routes(&app::SERVICE_NAMES)?;
         app::add_routes(&mut base.routes, sink.clone(), None);
-        let server = GrpcApp::bind(([127, 0, 0, 1], sidecars.app("sink").app_port).into(), base).await?;
+        let server = GrpcApp::bind(([127, 0, 0, 1], plan.app("sink")?.ports.app).into(), base).await?;
         let app = RunningServer::spawn(server.local_addr(), |stop| server.run_until_stopped(stop));
-        sidecars.connect_apps(&sidecar_options()).await;
+        let sidecars = plan.start().await?;
         let publisher = Publisher::connect_lazy(&DaprConfig {
-            grpc_endpoint: sidecars.endpoint("sink"),
+            grpc_endpoint: sidecars.sidecar_endpoint("sink"),
             api_token: None,
             app_api_token: None,
             pubsub_name: "pubsub".into(),
@@ -289,20 +287,18 @@ pub async fn python_baseline(args: &Args, kind: RuntimeKind) -> anyhow::Result<V
         "{} lacks dapr[grpc] (run scripts/python-peers.sh)",
         args.python
     );
-    let mut sidecars = Sidecars::plan(kind, &["pyapp"]);
-    let app = sidecars.app("pyapp").clone();
-    let received = sidecars.dir.path().join("received.jsonl");
+    let plan = sidecar_options(kind, "pyapp").plan()?;
+    let app = plan.app("pyapp")?.ports;
+    let received = plan.dir().join("received.jsonl");
     let mut subscriber = Command::new(&args.python)
         .arg(scripts.join("subscriber.py"))
-        .arg(app.app_port.to_string())
+        .arg(app.app.to_string())
         .arg(&received)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    real_runtime::process::wait_for_port("python subscriber", app.app_port, Duration::from_secs(30))
-        .await
-        .map_err(anyhow::Error::msg)?;
-    sidecars.connect_apps(&sidecar_options()).await;
+    supervisor::wait_for_port("python subscriber", app.app, Duration::from_secs(30)).await?;
+    let _sidecars = plan.start().await?;
 
     let publish = |first: usize, count: usize| {
         let python = args.python.clone();
@@ -314,8 +310,8 @@ pub async fn python_baseline(args: &Args, kind: RuntimeKind) -> anyhow::Result<V
                     .arg(count.to_string())
                     .arg(KEYS.to_string())
                     .arg(first.to_string())
-                    .env("DAPR_GRPC_PORT", app.grpc_port.to_string())
-                    .env("DAPR_HTTP_PORT", app.http_port.to_string())
+                    .env("DAPR_GRPC_PORT", app.dapr_grpc.to_string())
+                    .env("DAPR_HTTP_PORT", app.dapr_http.to_string())
                     .output()
             })
             .await??;

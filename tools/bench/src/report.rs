@@ -163,7 +163,7 @@ impl Report {
             at_most("ratios.real_end_to_end_p99_vs_daprd", 3.0),
             at_most("real.create_task_max.lag_drained_s", 5.0),
         ];
-        for service in todo_testing::stack::SERVICES {
+        for service in todo_stack::plan::service_ids().unwrap_or_default() {
             checks.push(at_most(&format!("rss_mb.{service}"), 32.0));
             checks.push(at_most(&format!("real.rss_mb.{service}"), 32.0));
         }

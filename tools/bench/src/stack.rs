@@ -14,7 +14,7 @@ use todo_core::{
     proto::v1::{CreateTaskRequest, ListAuditRecordsRequest},
     timestamps,
 };
-use todo_testing::{Inspect, StackClients, stack::Authed};
+use todo_stack::{Authed, Stack};
 
 use crate::{
     Args, END_TO_END_RATE, SUSTAINABLE_RATE,
@@ -41,10 +41,7 @@ fn user(n: usize) -> String {
 
 /// The phases, on a stack that is up (either runtime's); the memory of its
 /// processes is read after them.
-pub async fn run<S>(args: &Args, stack: &S) -> anyhow::Result<Vec<(String, Value)>>
-where
-    S: Inspect + std::ops::Deref<Target = StackClients>,
-{
+pub async fn run(args: &Args, stack: &Stack) -> anyhow::Result<Vec<(String, Value)>> {
     let mut clients = Vec::new();
     for n in 0..USERS {
         clients.push(stack.tasks(&user(n)).await);
@@ -122,10 +119,7 @@ where
 
 /// Commit → audit record latency of CreateTask sent at `rate` for
 /// `seconds`: only that phase's records.
-async fn end_to_end<S>(stack: &S, clients: &[Client], rate: f64, seconds: f64) -> anyhow::Result<Value>
-where
-    S: Inspect + std::ops::Deref<Target = StackClients>,
-{
+async fn end_to_end(stack: &Stack, clients: &[Client], rate: f64, seconds: f64) -> anyhow::Result<Value> {
     let from = chrono::Utc::now();
     let phase = open_loop(clients, rate, seconds).await;
     let until = chrono::Utc::now();
@@ -188,7 +182,7 @@ async fn open_loop(clients: &[Client], rate: f64, seconds: f64) -> Phase {
 /// Commit → audit latency of every audit record whose event was committed
 /// between `from` and `until`.
 async fn audit_latencies_ms(
-    stack: &StackClients,
+    stack: &Stack,
     from: chrono::DateTime<chrono::Utc>,
     until: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<Vec<f64>> {
@@ -226,7 +220,7 @@ async fn audit_latencies_ms(
 /// How long until every consumer group has committed everything (on the
 /// real runtime that is when daprd has committed, about once a second),
 /// and which groups were behind when the wait began, by how much.
-async fn wait_for_zero_lag(stack: &impl Inspect) -> anyhow::Result<(Duration, Value)> {
+async fn wait_for_zero_lag(stack: &Stack) -> anyhow::Result<(Duration, Value)> {
     let started = Instant::now();
     let mut at_start = None;
     loop {
@@ -272,12 +266,4 @@ pub fn rss_mb_of(pid: u32) -> Option<f64> {
         .parse()
         .ok()?;
     Some(round(kb / 1024.0))
-}
-
-/// The running process whose executable is named `name`.
-pub fn pid_of(name: &str) -> Option<u32> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
-        let exe = std::fs::read_link(entry.path().join("exe")).ok()?;
-        (exe.file_name()?.to_str()? == name).then(|| entry.file_name().to_str()?.parse().ok())?
-    })
 }

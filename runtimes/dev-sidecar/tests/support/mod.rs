@@ -122,7 +122,7 @@ impl Stack {
 
     /// GET on the inspection surface, as JSON.
     pub async fn inspect(&self, path_and_query: &str) -> serde_json::Value {
-        todo_testing::stack::get_json(self.admin_port, path_and_query)
+        todo_testing::http::get_json(self.admin_port, path_and_query)
             .await
             .unwrap_or_else(|err| panic!("{path_and_query}: {err}"))
     }

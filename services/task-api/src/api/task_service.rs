@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status};
 use crate::{
     domain::validation::{self, invalid},
     operations::{OperationError, Tasks},
-    store::{page_token::Order, tasks::ListFilter},
+    store::listing::{ListFilter, Order},
     watch::WatchHub,
 };
 

@@ -2,40 +2,10 @@
 //! plus the filters it was served under, so a token cannot be replayed with
 //! different filters (that would skip or repeat rows silently).
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
-use super::tasks::ListFilter;
-use crate::domain::{
-    task::TaskRecord,
-    validation::{ValidationError, invalid},
-};
-
-/// Sort orders of ListTasks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Order {
-    CreatedDesc,
-    DueAsc,
-}
-
-/// Where the previous page ended.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Cursor {
-    pub created_at: DateTime<Utc>,
-    pub due_at: Option<DateTime<Utc>>,
-    pub id: Uuid,
-}
-
-impl Cursor {
-    pub fn after(task: &TaskRecord) -> Self {
-        Self {
-            created_at: task.created_at,
-            due_at: task.due_at,
-            id: task.id,
-        }
-    }
-}
+use super::listing::{Cursor, ListFilter, Order};
+use crate::domain::validation::{ValidationError, invalid};
 
 #[derive(Serialize, Deserialize)]
 struct Token {
@@ -66,6 +36,9 @@ pub fn decode(text: &str, order: Order, filter: &ListFilter) -> Result<Cursor, V
 
 #[cfg(test)]
 mod tests {
+    use chrono::Utc;
+    use uuid::Uuid;
+
     use super::*;
 
     #[test]

@@ -1,29 +1,17 @@
 //! Rows of `tasks`.
 
-use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{
+    listing::{Cursor, ListFilter, Order},
     outbox::NewRow,
-    page_token::{Cursor, Order},
 };
 use crate::domain::task::TaskRecord;
 
 const COLUMNS: &str = "id, user_id, title, description, completed, priority, due_at, tags, \
     recurrence_frequency, recurrence_interval, recurrence_until, recurrence_count, recurrence_month_day, \
     series_id, occurrence_number, created_at, updated_at, completed_at, version";
-
-/// ListTasks filters, already validated.
-#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ListFilter {
-    pub completed: Option<bool>,
-    pub priority: Option<i16>,
-    pub tag: Option<String>,
-    pub due_before: Option<DateTime<Utc>>,
-    pub due_after: Option<DateTime<Utc>>,
-    pub query: Option<String>,
-}
 
 /// Inserts `task` and its `task.created` outbox row in one statement (one
 /// round trip, atomic without a transaction); false, and neither written,

@@ -156,7 +156,7 @@ async fn main() -> anyhow::Result<()> {
         .task
         .expect("task");
     println!(
-        "created  \"{}\" → reminder-service scheduled two Dapr jobs (24 h before: already past, skipped)",
+        "created  \"{}\" → reminder-service scheduled one Dapr job for it (the 24 h reminder is already past, so only the 1 h one)",
         reminded.title
     );
     print!("waiting for the notification ");

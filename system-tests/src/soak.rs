@@ -6,27 +6,13 @@
 
 use std::{
     collections::BTreeMap,
-    ops::Deref,
     path::PathBuf,
     time::{Duration, Instant},
 };
 
-use crate::{
-    Inspect, StackClients,
-    workload::{Workload, connection_lost},
-};
+use todo_stack::Stack;
 
-/// A running stack the soak can hurt.
-#[tonic::async_trait]
-pub trait Faults: Inspect + Deref<Target = StackClients> {
-    /// The runtime's name in the report: `dev-sidecar` or `daprd`.
-    fn runtime(&self) -> &'static str;
-    /// The faults this stack can inject, by name, in the order the soak
-    /// cycles through them.
-    fn faults(&self) -> Vec<String>;
-    /// Injects `fault` and returns once what it broke is back.
-    async fn inject(&mut self, fault: &str);
-}
+use crate::workload::{Workload, connection_lost};
 
 /// How long and how hard to soak.
 #[derive(Debug, Clone)]
@@ -69,7 +55,7 @@ impl Soak {
     /// Runs the soak on `stack`, checks every effect exactly once and
     /// nothing dead-lettered (panics otherwise), and returns the report,
     /// also written to `target/soak/report-<runtime>.json`.
-    pub async fn run<S: Faults>(&self, stack: &mut S, catch_up: Duration) -> serde_json::Value {
+    pub async fn run(&self, stack: &mut Stack, catch_up: Duration) -> serde_json::Value {
         let users: Vec<String> = (1..=self.users).map(|n| format!("soak-{n}")).collect();
         let users: Vec<&str> = users.iter().map(String::as_str).collect();
         let faults: Vec<String> = stack
@@ -87,7 +73,7 @@ impl Soak {
             }
             tokio::time::sleep(self.between_faults).await;
             let took = Instant::now();
-            stack.inject(fault).await;
+            stack.inject(fault).await.unwrap_or_else(|err| panic!("{fault}: {err}"));
             *injected.entry(fault.clone()).or_default() += 1;
             eprintln!(
                 "{:>5.0} s: {fault} (back after {:.1} s)",
@@ -98,9 +84,9 @@ impl Soak {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let committed = workload.stop().await;
         let streamed_for = started.elapsed();
-        let effects = committed.verify_with_no_dead_letters(stack, &*stack, catch_up).await;
+        let effects = committed.verify_with_no_dead_letters(stack, catch_up).await;
         let report = serde_json::json!({
-            "runtime": stack.runtime(),
+            "runtime": stack.runtime.name(),
             "streamed_seconds": streamed_for.as_secs_f64().round(),
             "users": users.len(),
             "mutations_acknowledged": committed.mutations(),
@@ -123,7 +109,7 @@ impl Soak {
         let dir = report_dir();
         std::fs::create_dir_all(&dir).expect("create target/soak");
         let text = serde_json::to_string_pretty(&report).expect("json");
-        std::fs::write(dir.join(format!("report-{}.json", stack.runtime())), &text).expect("write the report");
+        std::fs::write(dir.join(format!("report-{}.json", stack.runtime.name())), &text).expect("write the report");
         println!("{text}");
         report
     }
@@ -132,6 +118,6 @@ impl Soak {
 fn report_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+        .unwrap_or_else(|| todo_stack::plan::repo_dir().join("target"));
     target.join("soak")
 }

@@ -22,7 +22,6 @@ use std::{
 
 use tonic::{Code, Response, Status};
 
-use crate::{Inspect, StackClients, stack::Authed};
 use todo_core::{
     events::topics,
     proto::v1::{
@@ -33,6 +32,7 @@ use todo_core::{
     },
     timestamps,
 };
+use todo_stack::{Authed, Stack, StackClients};
 
 /// How far past the 1-hour mark the due-soon tasks are due: their 1-hour
 /// reminder comes due this long after the task is created (one delayed by
@@ -266,19 +266,14 @@ impl Committed {
     /// The check every fault test and the soak end with: [`Self::verify`],
     /// the workload did each kind of thing, and no dead-letter topic holds
     /// anything.
-    pub async fn verify_with_no_dead_letters(
-        &self,
-        stack: &StackClients,
-        runtime: &dyn Inspect,
-        timeout: Duration,
-    ) -> Effects {
-        let effects = self.verify(stack, runtime, timeout).await;
+    pub async fn verify_with_no_dead_letters(&self, stack: &Stack, timeout: Duration) -> Effects {
+        let effects = self.verify(stack, timeout).await;
         assert!(
             self.mutations() > 0 && effects.notifications > 0 && effects.occurrences > 0,
             "the workload made mutations, notifications and occurrences: {effects:?}"
         );
-        for topic in [topics::TASK_EVENTS, topics::TASK_COMMANDS, topics::REMINDERS] {
-            let dead = runtime
+        for topic in topics::ALL {
+            let dead = stack
                 .dead_letters(&topics::dead_letter(topic))
                 .await
                 .expect("read the dead-letter topics");
@@ -297,14 +292,14 @@ impl Committed {
     /// each of them: audit records in acknowledgement order with a chain
     /// that verifies, one next occurrence per completed recurring task, one
     /// notification per due-soon task, and nothing more.
-    pub async fn verify(&self, stack: &StackClients, runtime: &dyn Inspect, timeout: Duration) -> Effects {
+    pub async fn verify(&self, stack: &Stack, timeout: Duration) -> Effects {
         let mut effects = Effects::default();
         if let Some(last) = self.users.iter().filter_map(|user| user.last_due_soon_at).max() {
             // The last reminders come due REMINDER_SLACK after their task.
             tokio::time::sleep_until((last + REMINDER_SLACK).into()).await;
         }
         for user in &self.users {
-            let found = user.verify(stack, runtime, timeout).await;
+            let found = user.verify(stack, timeout).await;
             effects.audit_records += found.audit_records;
             effects.notifications += found.notifications;
             effects.occurrences += found.occurrences;
@@ -314,7 +309,7 @@ impl Committed {
 }
 
 impl UserLog {
-    async fn verify(&self, stack: &StackClients, runtime: &dyn Inspect, timeout: Duration) -> Effects {
+    async fn verify(&self, stack: &Stack, timeout: Duration) -> Effects {
         let name = &self.user;
         let acknowledged: BTreeSet<&str> = self.events.iter().map(|(_, id)| id.as_str()).collect();
         let expected_audit = self.events.len() + 2 * self.completed_recurring.len();
@@ -337,7 +332,7 @@ impl UserLog {
                 break;
             }
             if Instant::now() >= deadline {
-                let lag = runtime.lag().await;
+                let lag = stack.lag().await;
                 panic!(
                     "{name}: effects missing after {timeout:?}: expected {expected_audit} audit records, \
                      {expected_notifications} notifications, {expected_tasks} tasks; found {found:?}; \
