@@ -69,11 +69,11 @@ install-runtime:
 
 # Against a running `just dev` or `just dev-dapr`: a recurring task, a reminder, the audit trail.
 demo:
-    cargo run -q --bin todo-demo
+    cargo run -q -p todo-tools --bin todo-demo
 
 # Print a JWT for USER, valid for the dev stack (signed with $JWT_SECRET or the dev secret).
 token user:
-    @cargo run -q --bin todo-token -- {{user}}
+    @cargo run -q -p todo-tools --bin todo-token -- {{user}}
 
 # Example: just inject-event task-events task.created '{"eventId":"...","userId":"alice","task":{"id":"..."}}'
 # Publish a hand-written JSON event through the sidecar at PORT (dev-sidecar or daprd; sends $DAPR_API_TOKEN when set).
