@@ -63,7 +63,7 @@ dev-dapr *args:
     cargo build --workspace --bins
     target/debug/todo-dev up --runtime dapr {{args}}
 
-# Build or fetch daprd, the Scheduler, Jaeger and Kafka into ~/.cache/todo-runtime (versions: runtimes/real/versions.env); a second run takes seconds.
+# Build or fetch daprd, the Scheduler, Jaeger and Kafka into ~/.cache/todo-runtime (versions: runtimes/versions.env); a second run takes seconds.
 install-runtime:
     runtimes/real/install.sh
 

@@ -14,7 +14,7 @@
 # Environment knobs:
 #   MINIKUBE_PROFILE   (default minikube)
 #   MINIKUBE_CPUS      (default 4)    MINIKUBE_MEMORY (default 8192, MiB)
-#   DAPR_VERSION       Dapr runtime to install (default: runtimes/real/versions.env's,
+#   DAPR_VERSION       Dapr runtime to install (default: runtimes/versions.env's,
 #                      the version the conformance and end-to-end suites run;
 #                      1.16.2 is the oldest that sends the app token on
 #                      deliveries, which the services require when it is set)
@@ -23,8 +23,8 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
-# shellcheck source=../runtimes/real/versions.env
-DAPR_VERSION=${DAPR_VERSION:-$(. runtimes/real/versions.env && echo "$DAPR_VERSION")}
+# shellcheck source=../runtimes/versions.env
+DAPR_VERSION=${DAPR_VERSION:-$(. runtimes/versions.env && echo "$DAPR_VERSION")}
 dapr_at_least() { [ "$(printf '%s\n%s\n' "$1" "$DAPR_VERSION" | sort -V | head -n 1)" = "$1" ]; }
 dapr_at_least 1.16.2 || { echo "error: DAPR_VERSION $DAPR_VERSION is older than 1.16.2, which the app API token needs" >&2; exit 1; }
 

@@ -3,7 +3,7 @@
 # repository: daprd and the Dapr Scheduler (built from dapr/dapr through a
 # generated wrapper module), Jaeger (the v2 all-in-one, likewise), and a
 # Kafka broker (its jars resolved from Maven Central). Versions come from
-# runtimes/real/versions.env and nowhere else.
+# runtimes/versions.env and nowhere else.
 #
 #   runtimes/real/install.sh          # everything; a second run takes seconds
 #   runtimes/real/install.sh --print  # only print where things are (sourceable)
@@ -16,8 +16,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 HERE=$(pwd)
-# shellcheck source=versions.env
-source "$HERE/versions.env"
+# shellcheck source=../versions.env
+source "$HERE/../versions.env"
 
 CACHE=${TODO_RUNTIME_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/todo-runtime}
 DAPR_DIR="$CACHE/dapr-$DAPR_VERSION"
@@ -41,68 +41,13 @@ if [ "${1:-}" = "--print" ]; then
     exit 0
 fi
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+# shellcheck source=../lib/install-steps.sh
+source "$HERE/../lib/install-steps.sh"
 
 for tool in go java javac mvn python3; do
     command -v "$tool" >/dev/null || die "$tool is required to install the real runtime (see README: prerequisites)"
 done
 export CGO_ENABLED=0
-
-# A step is skipped when its stamp file holds the same key (what it was
-# built from); the key changes with the versions and with this script's
-# inputs, so an edit rebuilds just what it touches.
-step() {
-    local name=$1 stamp=$2 key=$3
-    shift 3
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
-        say "$name: up to date"
-        return 0
-    fi
-    say "$name: building (first time takes minutes; later runs are cached)"
-    local started=$SECONDS
-    "$@"
-    mkdir -p "$(dirname "$stamp")"
-    printf '%s' "$key" >"$stamp"
-    say "$name: done in $((SECONDS - started)) s"
-}
-
-# A wrapper module that requires `module@version` with the replace
-# directives of that module's own go.mod (go ignores a dependency's replace
-# lines, and `go install` refuses a module that has any), generated from the
-# upstream go.mod rather than copied.
-wrapper_module() {
-    local dir=$1 module=$2 version=$3
-    shift 3
-    mkdir -p "$dir"
-    rm -f "$dir/go.mod" "$dir/go.sum"
-    local upstream
-    upstream=$(cd "$dir" && go mod download -json "$module@$version" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
-    local go_version
-    go_version=$(go mod edit -json "$upstream" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Go"])')
-    (
-        cd "$dir"
-        go mod init "todo.local/$(basename "$dir")" >/dev/null 2>&1
-        go mod edit -go="$go_version" -require="$module@$version"
-        go mod edit -json "$upstream" | python3 -c '
-import json, sys
-for r in json.load(sys.stdin).get("Replace") or []:
-    old = r["Old"]["Path"] + ("@" + r["Old"]["Version"] if r["Old"].get("Version") else "")
-    new = r["New"]["Path"] + ("@" + r["New"]["Version"] if r["New"].get("Version") else "")
-    print(f"-replace={old}={new}")
-' | xargs -r go mod edit
-        {
-            echo "//go:build tools"
-            echo
-            echo "package tools"
-            echo
-            echo "import ("
-            for package in "$@"; do echo "	_ \"$package\""; done
-            echo ")"
-        } >tools.go
-        go mod tidy
-    )
-}
 
 build_dapr() {
     local src="$CACHE/src/dapr-$DAPR_VERSION"
@@ -140,8 +85,6 @@ build_kafka_tool() {
     mkdir -p "$KAFKA_DIR/tool"
     javac -nowarn -d "$KAFKA_DIR/tool" -cp "$KAFKA_DIR/libs/*" "$HERE/kafka/KafkaTool.java"
 }
-
-hash_of() { cat "$@" | sha256sum | cut -c1-16; }
 
 total=$SECONDS
 step "daprd + scheduler $DAPR_VERSION" "$DAPR_DIR/.stamp" "$DAPR_VERSION $(go env GOVERSION)" build_dapr

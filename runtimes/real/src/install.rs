@@ -21,7 +21,7 @@ pub fn repo_dir() -> PathBuf {
         .to_owned()
 }
 
-/// The installed binaries and jars, at the versions of `runtimes/real/versions.env`.
+/// The installed binaries and jars, at the versions of `runtimes/versions.env`.
 #[derive(Debug, Clone)]
 pub struct Installed {
     pub dapr_version: String,

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Builds or fetches what a one-node Kubernetes cluster on this machine runs
+# on, into the same cache folder as the real runtime: etcd and the five
+# Kubernetes components (kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubelet, kube-proxy) from the Go module proxy through a
+# generated wrapper module, and containerd, runc, the CNI plugins, iptables
+# and conntrack from Debian's packages. Versions come from
+# runtimes/versions.env and nowhere else.
+#
+#   runtimes/cluster/install.sh          # everything; a second run takes seconds
+#   runtimes/cluster/install.sh --print  # only print where things are (sourceable)
+#
+# Needs: go (>= the version Kubernetes' go.mod names), python3, apt-get (root).
+set -euo pipefail
+cd "$(dirname "$0")"
+HERE=$(pwd)
+# shellcheck source=../versions.env
+source "$HERE/../versions.env"
+# shellcheck source=../lib/install-steps.sh
+source "$HERE/../lib/install-steps.sh"
+
+CACHE=${TODO_RUNTIME_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/todo-runtime}
+K8S_DIR="$CACHE/kubernetes-$KUBERNETES_VERSION"
+COMPONENTS="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy"
+
+print_layout() {
+    cat <<LAYOUT
+TODO_RUNTIME_DIR=$CACHE
+KUBERNETES_VERSION=$KUBERNETES_VERSION
+KUBERNETES_BIN=$K8S_DIR/bin
+ETCD=$K8S_DIR/bin/etcd
+LAYOUT
+}
+if [ "${1:-}" = "--print" ]; then
+    print_layout
+    exit 0
+fi
+
+for tool in go python3; do
+    command -v "$tool" >/dev/null || die "$tool is required to install the local cluster (see README: prerequisites)"
+done
+export CGO_ENABLED=0
+
+# Debian's packages: the container runtime and the node's networking tools.
+PACKAGES="containerd runc containernetworking-plugins iptables conntrack"
+install_packages() {
+    local missing=()
+    for package in $PACKAGES; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    command -v apt-get >/dev/null || die "apt-get is needed for ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build_kubernetes() {
+    local src="$CACHE/src/kubernetes-$KUBERNETES_VERSION"
+    local packages=()
+    for component in $COMPONENTS; do packages+=("k8s.io/kubernetes/cmd/$component"); done
+    # etcd's server has no main package of its own to import: a small one
+    # calls etcdmain, as etcd's own binary does.
+    STAGING_VERSION="v0.${KUBERNETES_VERSION#*.}" wrapper_module "$src" k8s.io/kubernetes "v$KUBERNETES_VERSION" \
+        "${packages[@]}" "go.etcd.io/etcd/server/v3/etcdmain"
+    (cd "$src" && go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" && go mod tidy)
+    mkdir -p "$src/cmd/etcd"
+    cat >"$src/cmd/etcd/main.go" <<'GO'
+// etcd for the local cluster: the server's own entry point.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+    # kubectl and Helm cannot parse a server version without the stamp.
+    local major=${KUBERNETES_VERSION%%.*} rest=${KUBERNETES_VERSION#*.}
+    local minor=${rest%%.*} stamp=""
+    for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+        stamp+=" -X $pkg.gitVersion=v$KUBERNETES_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+        stamp+=" -X $pkg.gitCommit=0000000000000000000000000000000000000000 -X $pkg.gitTreeState=clean"
+        stamp+=" -X $pkg.buildDate=1970-01-01T00:00:00Z"
+    done
+    mkdir -p "$K8S_DIR/bin"
+    (
+        cd "$src"
+        for component in $COMPONENTS; do
+            go build -trimpath -ldflags "-s -w $stamp" -o "$K8S_DIR/bin/$component" "k8s.io/kubernetes/cmd/$component"
+        done
+        go build -trimpath -ldflags "-s -w" -o "$K8S_DIR/bin/etcd" ./cmd/etcd
+    )
+}
+
+total=$SECONDS
+say "Debian packages: $PACKAGES"
+install_packages
+step "kubernetes $KUBERNETES_VERSION + etcd $ETCD_VERSION" "$K8S_DIR/.stamp" \
+    "$KUBERNETES_VERSION $ETCD_VERSION $(go env GOVERSION) $(hash_of "$HERE/install.sh")" build_kubernetes
+say "local cluster's binaries ready in $CACHE ($((SECONDS - total)) s)"
+print_layout
