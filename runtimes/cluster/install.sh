@@ -62,7 +62,9 @@ build_kubernetes() {
     # calls etcdmain, as etcd's own binary does.
     STAGING_VERSION="v0.${KUBERNETES_VERSION#*.}" wrapper_module "$src" k8s.io/kubernetes "v$KUBERNETES_VERSION" \
         "${packages[@]}" "go.etcd.io/etcd/server/v3/etcdmain"
-    (cd "$src" && go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" && go mod tidy)
+    local resolved
+    resolved=$(cd "$src" && go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)
+    [ "$resolved" = "v$ETCD_VERSION" ] || die "Kubernetes $KUBERNETES_VERSION builds with etcd $resolved; runtimes/versions.env says $ETCD_VERSION"
     mkdir -p "$src/cmd/etcd"
     cat >"$src/cmd/etcd/main.go" <<'GO'
 // etcd for the local cluster: the server's own entry point.
