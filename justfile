@@ -156,6 +156,11 @@ soak seconds="300" runtime="sidecar":
         *) echo "just soak SECONDS [sidecar|dapr]" >&2; exit 2 ;;
     esac
 
+# A one-node Kubernetes cluster on this machine as plain processes, its own kubectl context `todo-local`: `just cluster up` / `just cluster down` (in progress: the control plane so far; state in .dev/cluster).
+cluster action:
+    runtimes/cluster/install.sh >/dev/null
+    runtimes/cluster/cluster.sh {{action}}
+
 # Deploy to Minikube: Dapr control plane (with Scheduler), Kafka, PostgreSQL, Jaeger, the five services.
 deploy:
     scripts/deploy.sh

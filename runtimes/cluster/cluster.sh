@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# A one-node Kubernetes cluster on this machine, as plain processes:
+#
+#   runtimes/cluster/cluster.sh up     # etcd and the control plane (so far)
+#   runtimes/cluster/cluster.sh down   # stops everything and undoes what up changed
+#
+# Binaries from runtimes/cluster/install.sh. State (certificates,
+# kubeconfigs, etcd's data, logs) in .dev/cluster, wiped by `up`. The
+# API server advertises 10.250.0.1, an address `up` adds to the loopback
+# interface (it refuses a loopback address) and `down` removes. kubectl
+# gets a context of its own, `todo-local`, made current by `up`.
+#
+# In progress (issue 24): the node (containerd, kubelet, kube-proxy, CNI),
+# CoreDNS, storage, images and the Dapr control plane come next.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+# shellcheck source=../lib/install-steps.sh
+source runtimes/lib/install-steps.sh
+# shellcheck source=../versions.env
+source runtimes/versions.env
+
+STATE=${CLUSTER_STATE:-$ROOT/.dev/cluster}
+NODE_IP=${CLUSTER_NODE_IP:-10.250.0.1}
+API_PORT=6443
+ETCD_CLIENT=32379
+ETCD_PEER=32380
+SERVICE_CIDR=10.96.0.0/16
+CONTEXT=todo-local
+eval "$(runtimes/cluster/install.sh --print)"
+BIN=$KUBERNETES_BIN
+
+pki=$STATE/pki
+
+# A key and a certificate signed by the cluster's CA: CN, O (may be empty),
+# the extended key usages, then subject alternative names.
+certificate() {
+    local name=$1 cn=$2 org=$3 usage=$4
+    shift 4
+    local subject="/CN=$cn"
+    [ -n "$org" ] && subject="/O=$org$subject"
+    local ext="$pki/$name.ext"
+    {
+        echo "basicConstraints=CA:FALSE"
+        echo "keyUsage=critical,digitalSignature,keyEncipherment"
+        echo "extendedKeyUsage=$usage"
+        if [ $# -gt 0 ]; then
+            local sans="" san
+            for san in "$@"; do sans+="${sans:+,}$san"; done
+            echo "subjectAltName=$sans"
+        fi
+    } >"$ext"
+    openssl req -new -newkey rsa:2048 -nodes -keyout "$pki/$name.key" -subj "$subject" \
+        -out "$pki/$name.csr" 2>/dev/null
+    openssl x509 -req -in "$pki/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+        -days 30 -extfile "$ext" -out "$pki/$name.crt" 2>/dev/null
+}
+
+kubeconfig() {
+    local name=$1 user=$2
+    local file="$STATE/$name.kubeconfig"
+    "$KUBECTL" config set-cluster todo-local --server="https://$NODE_IP:$API_PORT" \
+        --certificate-authority="$pki/ca.crt" --embed-certs --kubeconfig="$file" >/dev/null
+    "$KUBECTL" config set-credentials "$user" --client-certificate="$pki/$name.crt" \
+        --client-key="$pki/$name.key" --embed-certs --kubeconfig="$file" >/dev/null
+    "$KUBECTL" config set-context default --cluster=todo-local --user="$user" --kubeconfig="$file" >/dev/null
+    "$KUBECTL" config use-context default --kubeconfig="$file" >/dev/null
+}
+
+# Starts NAME in the background with its output in $STATE/logs/NAME.log.
+start() {
+    local name=$1
+    shift
+    mkdir -p "$STATE/logs"
+    setsid "$@" >"$STATE/logs/$name.log" 2>&1 </dev/null &
+    echo $! >"$STATE/$name.pid"
+}
+
+wait_for() {
+    local what=$1 seconds=$2
+    shift 2
+    local deadline=$((SECONDS + seconds))
+    until "$@" >/dev/null 2>&1; do
+        [ $SECONDS -lt $deadline ] || die "$what did not come up within $seconds s (logs in $STATE/logs)"
+        sleep 0.5
+    done
+}
+
+up() {
+    command -v openssl >/dev/null || die "openssl is required"
+    KUBECTL=$(command -v kubectl) || die "kubectl is required"
+    [ -x "$BIN/kube-apiserver" ] || die "run runtimes/cluster/install.sh first"
+    [ -e "$STATE" ] && down
+    local started=$SECONDS
+    mkdir -p "$pki"
+    say "certificates"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/ca.key" -out "$pki/ca.crt" \
+        -days 30 -subj "/CN=todo-local-ca" 2>/dev/null
+    openssl genrsa -out "$pki/service-accounts.key" 2048 2>/dev/null
+    openssl rsa -in "$pki/service-accounts.key" -pubout -out "$pki/service-accounts.pub" 2>/dev/null
+    certificate apiserver kube-apiserver "" serverAuth \
+        "IP:$NODE_IP" "IP:10.96.0.1" "IP:127.0.0.1" "DNS:localhost" "DNS:kubernetes" \
+        "DNS:kubernetes.default" "DNS:kubernetes.default.svc" "DNS:kubernetes.default.svc.cluster.local"
+    certificate apiserver-kubelet-client kube-apiserver-kubelet-client system:masters clientAuth
+    certificate admin todo-local-admin system:masters clientAuth
+    certificate controller-manager system:kube-controller-manager "" clientAuth
+    certificate scheduler system:kube-scheduler "" clientAuth
+    kubeconfig admin todo-local-admin
+    kubeconfig controller-manager system:kube-controller-manager
+    kubeconfig scheduler system:kube-scheduler
+
+    say "the node address $NODE_IP on lo"
+    ip addr show dev lo | grep -q " $NODE_IP/" || ip addr add "$NODE_IP/32" dev lo
+    touch "$STATE/added-address"
+
+    say "etcd $ETCD_VERSION"
+    mkdir -p "$STATE/etcd" && chmod 700 "$STATE/etcd"
+    start etcd "$ETCD" --name local --data-dir "$STATE/etcd" \
+        --listen-client-urls "http://127.0.0.1:$ETCD_CLIENT" --advertise-client-urls "http://127.0.0.1:$ETCD_CLIENT" \
+        --listen-peer-urls "http://127.0.0.1:$ETCD_PEER" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER" \
+        --initial-cluster "local=http://127.0.0.1:$ETCD_PEER" --listen-metrics-urls "" --log-level warn
+    wait_for etcd 30 curl -sf "http://127.0.0.1:$ETCD_CLIENT/health"
+
+    say "kube-apiserver $KUBERNETES_VERSION on https://$NODE_IP:$API_PORT"
+    start kube-apiserver "$BIN/kube-apiserver" \
+        --etcd-servers "http://127.0.0.1:$ETCD_CLIENT" \
+        --advertise-address "$NODE_IP" --bind-address "$NODE_IP" --secure-port "$API_PORT" \
+        --client-ca-file "$pki/ca.crt" --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+        --service-account-issuer https://kubernetes.default.svc.cluster.local \
+        --service-account-key-file "$pki/service-accounts.pub" \
+        --service-account-signing-key-file "$pki/service-accounts.key" \
+        --service-cluster-ip-range "$SERVICE_CIDR" \
+        --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction --allow-privileged \
+        --kubelet-client-certificate "$pki/apiserver-kubelet-client.crt" \
+        --kubelet-client-key "$pki/apiserver-kubelet-client.key" \
+        --kubelet-preferred-address-types InternalIP,Hostname
+    wait_for kube-apiserver 60 "$KUBECTL" --kubeconfig "$STATE/admin.kubeconfig" get --raw /readyz
+
+    say "kube-controller-manager and kube-scheduler"
+    start kube-controller-manager "$BIN/kube-controller-manager" \
+        --kubeconfig "$STATE/controller-manager.kubeconfig" \
+        --authentication-kubeconfig "$STATE/controller-manager.kubeconfig" \
+        --authorization-kubeconfig "$STATE/controller-manager.kubeconfig" \
+        --bind-address 127.0.0.1 --use-service-account-credentials \
+        --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
+        --root-ca-file "$pki/ca.crt" --service-account-private-key-file "$pki/service-accounts.key" \
+        --service-cluster-ip-range "$SERVICE_CIDR"
+    start kube-scheduler "$BIN/kube-scheduler" --kubeconfig "$STATE/scheduler.kubeconfig" \
+        --authentication-kubeconfig "$STATE/scheduler.kubeconfig" \
+        --authorization-kubeconfig "$STATE/scheduler.kubeconfig" --bind-address 127.0.0.1
+    wait_for "the default service account" 60 \
+        "$KUBECTL" --kubeconfig "$STATE/admin.kubeconfig" -n default get serviceaccount default
+
+    # kubectl's own context, current from now on, as `minikube start` does.
+    "$KUBECTL" config set-cluster "$CONTEXT" --server="https://$NODE_IP:$API_PORT" \
+        --certificate-authority="$pki/ca.crt" --embed-certs >/dev/null
+    "$KUBECTL" config set-credentials "$CONTEXT" --client-certificate="$pki/admin.crt" \
+        --client-key="$pki/admin.key" --embed-certs >/dev/null
+    "$KUBECTL" config set-context "$CONTEXT" --cluster="$CONTEXT" --user="$CONTEXT" >/dev/null
+    "$KUBECTL" config use-context "$CONTEXT" >/dev/null
+    say "control plane up in $((SECONDS - started)) s; kubectl context $CONTEXT"
+}
+
+down() {
+    local name pid
+    for name in kube-scheduler kube-controller-manager kube-apiserver etcd; do
+        [ -f "$STATE/$name.pid" ] || continue
+        pid=$(cat "$STATE/$name.pid")
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    if [ -f "$STATE/added-address" ]; then
+        ip addr del "$NODE_IP/32" dev lo 2>/dev/null || true
+    fi
+    if command -v kubectl >/dev/null; then
+        kubectl config delete-context "$CONTEXT" >/dev/null 2>&1 || true
+        kubectl config delete-cluster "$CONTEXT" >/dev/null 2>&1 || true
+        kubectl config delete-user "$CONTEXT" >/dev/null 2>&1 || true
+    fi
+    rm -rf "$STATE"
+    say "cluster down"
+}
+
+case "${1:-}" in
+    up) up ;;
+    down) down ;;
+    *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac
