@@ -156,7 +156,7 @@ soak seconds="300" runtime="sidecar":
         *) echo "just soak SECONDS [sidecar|dapr]" >&2; exit 2 ;;
     esac
 
-# A one-node Kubernetes cluster on this machine as plain processes, its own kubectl context `todo-local`: `just cluster up` / `just cluster down` (in progress: the control plane so far; state in .dev/cluster).
+# A one-node Kubernetes cluster on this machine as plain processes, its own kubectl context `todo-local`: `just cluster up` / `just cluster down` (in progress: the cluster runs pods, the deployment onto it comes next; state in .dev/cluster; docs/cluster.md).
 cluster action:
     runtimes/cluster/install.sh >/dev/null
     runtimes/cluster/cluster.sh {{action}}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A one-node Kubernetes cluster on this machine, as plain processes:
 #
-#   runtimes/cluster/cluster.sh up     # etcd and the control plane (so far)
+#   runtimes/cluster/cluster.sh up     # etcd, the control plane and the node; returns when it is Ready
 #   runtimes/cluster/cluster.sh down   # stops everything and undoes what up changed
 #
 # Binaries from runtimes/cluster/install.sh. State (certificates,
@@ -10,8 +10,8 @@
 # interface (it refuses a loopback address) and `down` removes. kubectl
 # gets a context of its own, `todo-local`, made current by `up`.
 #
-# In progress (issue 24): the node (containerd, kubelet, kube-proxy, CNI),
-# CoreDNS, storage, images and the Dapr control plane come next.
+# In progress (issue 24): CoreDNS, storage, images and the Dapr control
+# plane come next (docs/cluster.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -27,6 +27,11 @@ ETCD_CLIENT=32379
 ETCD_PEER=32380
 SERVICE_CIDR=10.96.0.0/16
 CONTEXT=todo-local
+NODE=todo-local
+POD_CIDR=10.244.0.0/24
+CLUSTER_DNS=10.96.0.10
+BRIDGE=todo0
+PAUSE_IMAGE=registry.k8s.io/pause:3.10
 eval "$(runtimes/cluster/install.sh --print)"
 BIN=$KUBERNETES_BIN
 
@@ -105,9 +110,19 @@ up() {
     certificate admin todo-local-admin system:masters clientAuth
     certificate controller-manager system:kube-controller-manager "" clientAuth
     certificate scheduler system:kube-scheduler "" clientAuth
+    certificate kubelet "system:node:$NODE" system:nodes clientAuth
+    certificate kubelet-serving "system:node:$NODE" system:nodes serverAuth "IP:$NODE_IP" "DNS:$NODE"
+    certificate kube-proxy system:kube-proxy "" clientAuth
     kubeconfig admin todo-local-admin
     kubeconfig controller-manager system:kube-controller-manager
     kubeconfig scheduler system:kube-scheduler
+    kubeconfig kubelet "system:node:$NODE"
+    kubeconfig kube-proxy system:kube-proxy
+
+    # The kubelet (and the CNI bridge plugin, and kube-proxy) change kernel
+    # settings whatever their flags say: remember them all, and `down` puts
+    # back every one that differs.
+    sysctl -a 2>/dev/null | sort >"$STATE/sysctl.before"
 
     say "the node address $NODE_IP on lo"
     ip addr show dev lo | grep -q " $NODE_IP/" || ip addr add "$NODE_IP/32" dev lo
@@ -151,6 +166,8 @@ up() {
     wait_for "the default service account" 60 \
         "$KUBECTL" --kubeconfig "$STATE/admin.kubeconfig" -n default get serviceaccount default
 
+    node_up
+
     # kubectl's own context, current from now on, as `minikube start` does.
     "$KUBECTL" config set-cluster "$CONTEXT" --server="https://$NODE_IP:$API_PORT" \
         --certificate-authority="$pki/ca.crt" --embed-certs >/dev/null
@@ -158,18 +175,125 @@ up() {
         --client-key="$pki/admin.key" --embed-certs >/dev/null
     "$KUBECTL" config set-context "$CONTEXT" --cluster="$CONTEXT" --user="$CONTEXT" >/dev/null
     "$KUBECTL" config use-context "$CONTEXT" >/dev/null
-    say "control plane up in $((SECONDS - started)) s; kubectl context $CONTEXT"
+    say "cluster up in $((SECONDS - started)) s; kubectl context $CONTEXT"
+}
+
+# containerd (its own root, state and socket, beside any other), the CNI
+# bridge, the kubelet and kube-proxy; returns once the node is Ready.
+node_up() {
+    say "containerd, with a local pause image"
+    local c=$STATE/containerd
+    mkdir -p "$c" "$STATE/cni" "$STATE/cni-ipam"
+    cat >"$c/config.toml" <<TOML
+version = 2
+root = "$c/root"
+state = "$c/state"
+[grpc]
+  address = "$c/containerd.sock"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  restrict_oom_score_adj = true
+  disable_hugetlb_controller = true
+  tolerate_missing_hugetlb_controller = true
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+      SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$STATE/cni"
+TOML
+    cat >"$STATE/cni/10-todo-local.conflist" <<JSON
+{"cniVersion": "0.4.0", "name": "todo-local", "plugins": [
+  {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "$POD_CIDR"}]], "routes": [{"dst": "0.0.0.0/0"}],
+            "dataDir": "$STATE/cni-ipam"}},
+  {"type": "portmap", "capabilities": {"portMappings": true}}
+]}
+JSON
+    start containerd containerd --config "$c/config.toml"
+    wait_for containerd 30 ctr --address "$c/containerd.sock" version
+    python3 runtimes/cluster/image.py "$c/pause.tar" "$PAUSE_IMAGE" --file /usr/bin/catatonit=/pause \
+        --user 65535:65535 --entrypoint=/pause --entrypoint=-P
+    ctr --address "$c/containerd.sock" -n k8s.io images import "$c/pause.tar" >/dev/null
+
+    say "kubelet and kube-proxy"
+    local k=$STATE/kubelet
+    mkdir -p "$k" "$STATE/kubelet-plugins"
+    # The kubelet's root must be a shared mount for volume propagation.
+    mount --bind "$k" "$k"
+    mount --make-rshared "$k"
+    touch "$STATE/mounted-kubelet-root"
+    cat >"$STATE/kubelet.yaml" <<YAML
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: "$pki/ca.crt"}
+authorization: {mode: Webhook}
+cgroupDriver: cgroupfs
+failSwapOn: false
+clusterDNS: ["$CLUSTER_DNS"]
+clusterDomain: cluster.local
+tlsCertFile: "$pki/kubelet-serving.crt"
+tlsPrivateKeyFile: "$pki/kubelet-serving.key"
+volumePluginDir: "$STATE/kubelet-plugins"
+containerRuntimeEndpoint: "unix://$c/containerd.sock"
+address: "$NODE_IP"
+healthzBindAddress: 127.0.0.1
+YAML
+    start kubelet "$BIN/kubelet" --config "$STATE/kubelet.yaml" --kubeconfig "$STATE/kubelet.kubeconfig" \
+        --root-dir "$k" --cert-dir "$pki" --node-ip "$NODE_IP" --hostname-override "$NODE"
+    start kube-proxy "$BIN/kube-proxy" --kubeconfig "$STATE/kube-proxy.kubeconfig" --proxy-mode iptables \
+        --hostname-override "$NODE" --cluster-cidr "$POD_CIDR" --oom-score-adj 0 \
+        --conntrack-max-per-core 0 --conntrack-tcp-timeout-established 0 --conntrack-tcp-timeout-close-wait 0 \
+        --metrics-bind-address 127.0.0.1:10249 --healthz-bind-address 127.0.0.1:10256
+    wait_for "node $NODE Ready" 90 \
+        "$KUBECTL" --kubeconfig "$STATE/admin.kubeconfig" wait --for=condition=Ready "node/$NODE" --timeout=1s
+}
+
+# Puts back every kernel setting that differs from before `up`.
+restore_sysctls() {
+    [ -f "$STATE/sysctl.before" ] || return 0
+    sysctl -a 2>/dev/null | sort >"$STATE/sysctl.after"
+    comm -23 "$STATE/sysctl.before" "$STATE/sysctl.after" | while IFS= read -r line; do
+        local key=${line%% = *} value=${line#* = }
+        sysctl -q -w "$key=$value" >/dev/null 2>&1 || true
+    done
 }
 
 down() {
     local name pid
-    for name in kube-scheduler kube-controller-manager kube-apiserver etcd; do
+    # The pods first (their containers, network namespaces and mounts), so
+    # nothing of theirs outlives the cluster.
+    if [ -S "$STATE/containerd/containerd.sock" ]; then
+        local ctr_=(ctr --address "$STATE/containerd/containerd.sock" -n k8s.io)
+        for task in $("${ctr_[@]}" tasks ls -q 2>/dev/null); do "${ctr_[@]}" tasks kill -s KILL "$task" >/dev/null 2>&1 || true; done
+    fi
+    for name in kube-proxy kubelet containerd kube-scheduler kube-controller-manager kube-apiserver etcd; do
         [ -f "$STATE/$name.pid" ] || continue
         pid=$(cat "$STATE/$name.pid")
         kill -TERM "$pid" 2>/dev/null || true
         for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$pid" 2>/dev/null || true
     done
+    pkill -KILL -f "containerd-shim-runc-v2 .*-address $STATE/containerd/" 2>/dev/null || true
+    if [ -f "$STATE/mounted-kubelet-root" ]; then
+        umount -R "$STATE/kubelet" 2>/dev/null || umount -l "$STATE/kubelet" 2>/dev/null || true
+    fi
+    # What kube-proxy and the bridge plugin wrote to iptables, and the bridge.
+    [ -x "$BIN/kube-proxy" ] && [ -f "$STATE/kube-proxy.pid" ] && "$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+    # kube-proxy's cleanup leaves the kubelet's chains (among them a rule
+    # that drops traffic to 127.0.0.0/8 from elsewhere): every KUBE- and
+    # CNI- chain and rule goes, in both address families.
+    local save
+    for save in iptables ip6tables; do
+        "$save-save" 2>/dev/null | grep -qE "KUBE-|CNI-" || continue
+        "$save-save" | grep -vE "KUBE-|CNI-" | "$save-restore" 2>/dev/null || true
+    done
+    ip link del "$BRIDGE" 2>/dev/null || true
+    restore_sysctls
     if [ -f "$STATE/added-address" ]; then
         ip addr del "$NODE_IP/32" dev lo 2>/dev/null || true
     fi

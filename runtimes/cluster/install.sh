@@ -42,7 +42,7 @@ done
 export CGO_ENABLED=0
 
 # Debian's packages: the container runtime and the node's networking tools.
-PACKAGES="containerd runc containernetworking-plugins iptables conntrack"
+PACKAGES="containerd runc containernetworking-plugins iptables conntrack catatonit"
 install_packages() {
     local missing=()
     for package in $PACKAGES; do
