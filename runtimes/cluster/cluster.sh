@@ -10,8 +10,8 @@
 # interface (it refuses a loopback address) and `down` removes. kubectl
 # gets a context of its own, `todo-local`, made current by `up`.
 #
-# In progress (issue 24): CoreDNS, storage, images and the Dapr control
-# plane come next (docs/cluster.md).
+# In progress (issue 24): storage, images, Helm and the Dapr control plane
+# come next (docs/cluster.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -123,6 +123,7 @@ up() {
     # settings whatever their flags say: remember them all, and `down` puts
     # back every one that differs.
     sysctl -a 2>/dev/null | sort >"$STATE/sysctl.before"
+    ls /var/run/netns 2>/dev/null | sort >"$STATE/netns.before"
 
     say "the node address $NODE_IP on lo"
     ip addr show dev lo | grep -q " $NODE_IP/" || ip addr add "$NODE_IP/32" dev lo
@@ -167,6 +168,7 @@ up() {
         "$KUBECTL" --kubeconfig "$STATE/admin.kubeconfig" -n default get serviceaccount default
 
     node_up
+    dns_up
 
     # kubectl's own context, current from now on, as `minikube start` does.
     "$KUBECTL" config set-cluster "$CONTEXT" --server="https://$NODE_IP:$API_PORT" \
@@ -223,7 +225,6 @@ JSON
     # The kubelet's root must be a shared mount for volume propagation.
     mount --bind "$k" "$k"
     mount --make-rshared "$k"
-    touch "$STATE/mounted-kubelet-root"
     cat >"$STATE/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -253,6 +254,18 @@ YAML
         "$KUBECTL" --kubeconfig "$STATE/admin.kubeconfig" wait --for=condition=Ready "node/$NODE" --timeout=1s
 }
 
+# CoreDNS as kube-dns, from a local image under the official name.
+dns_up() {
+    say "CoreDNS $COREDNS_VERSION as kube-dns ($CLUSTER_DNS)"
+    local c=$STATE/containerd
+    python3 runtimes/cluster/image.py "$c/coredns.tar" "docker.io/coredns/coredns:$COREDNS_VERSION" \
+        --file "$COREDNS=/coredns" --entrypoint=/coredns
+    ctr --address "$c/containerd.sock" -n k8s.io images import "$c/coredns.tar" >/dev/null
+    "$KUBECTL" --kubeconfig "$STATE/admin.kubeconfig" apply -f runtimes/cluster/manifests/coredns.yaml >/dev/null
+    "$KUBECTL" --kubeconfig "$STATE/admin.kubeconfig" -n kube-system rollout status deployment/coredns \
+        --timeout=90s >/dev/null || die "CoreDNS did not become ready (kubectl -n kube-system describe pod -l k8s-app=kube-dns)"
+}
+
 # Puts back every kernel setting that differs from before `up`.
 restore_sysctls() {
     [ -f "$STATE/sysctl.before" ] || return 0
@@ -267,9 +280,12 @@ down() {
     local name pid
     # The pods first (their containers, network namespaces and mounts), so
     # nothing of theirs outlives the cluster.
-    if [ -S "$STATE/containerd/containerd.sock" ]; then
-        local ctr_=(ctr --address "$STATE/containerd/containerd.sock" -n k8s.io)
-        for task in $("${ctr_[@]}" tasks ls -q 2>/dev/null); do "${ctr_[@]}" tasks kill -s KILL "$task" >/dev/null 2>&1 || true; done
+    local sock=$STATE/containerd/containerd.sock task
+    if [ -S "$sock" ]; then
+        local ctr_=(ctr --address "$sock" -n k8s.io)
+        for task in $("${ctr_[@]}" tasks ls -q 2>/dev/null); do "${ctr_[@]}" tasks kill -a -s SIGKILL "$task" >/dev/null 2>&1 || true; done
+        sleep 1
+        for task in $("${ctr_[@]}" tasks ls -q 2>/dev/null); do "${ctr_[@]}" tasks delete -f "$task" >/dev/null 2>&1 || true; done
     fi
     for name in kube-proxy kubelet containerd kube-scheduler kube-controller-manager kube-apiserver etcd; do
         [ -f "$STATE/$name.pid" ] || continue
@@ -278,9 +294,27 @@ down() {
         for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$pid" 2>/dev/null || true
     done
-    pkill -KILL -f "containerd-shim-runc-v2 .*-address $STATE/containerd/" 2>/dev/null || true
-    if [ -f "$STATE/mounted-kubelet-root" ]; then
-        umount -R "$STATE/kubelet" 2>/dev/null || umount -l "$STATE/kubelet" 2>/dev/null || true
+    # Whatever a shim still runs, then the shims.
+    for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $STATE/containerd/" || true); do
+        pkill -KILL -P "$pid" 2>/dev/null || true
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    # Any process still in a pod's cgroup (the kubelet's `kubepods` tree,
+    # cgroupfs driver), then the tree itself, deepest first.
+    local procs
+    for procs in $(find /sys/fs/cgroup/*/kubepods -name cgroup.procs 2>/dev/null); do
+        xargs -r kill -KILL <"$procs" 2>/dev/null || true
+    done
+    find /sys/fs/cgroup/*/kubepods -depth -type d -exec rmdir {} \; 2>/dev/null || true
+    # Every mount under the state folder (containers' root filesystems,
+    # sandboxes' shm, volumes, the kubelet's root), deepest first.
+    findmnt -rn -o TARGET 2>/dev/null | awk -v state="$STATE" 'index($0, state) == 1' | sort -r \
+        | while IFS= read -r target; do umount -l "$target" 2>/dev/null || true; done
+    # The pods' network namespaces (containerd names them cni-…), only those
+    # that were not there before `up`.
+    if [ -f "$STATE/netns.before" ]; then
+        comm -13 "$STATE/netns.before" <(ls /var/run/netns 2>/dev/null | sort) | grep '^cni-' \
+            | while IFS= read -r netns; do ip netns del "$netns" 2>/dev/null || true; done
     fi
     # What kube-proxy and the bridge plugin wrote to iptables, and the bridge.
     [ -x "$BIN/kube-proxy" ] && [ -f "$STATE/kube-proxy.pid" ] && "$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true

@@ -2,8 +2,8 @@
 # Builds or fetches what a one-node Kubernetes cluster on this machine runs
 # on, into the same cache folder as the real runtime: etcd and the five
 # Kubernetes components (kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubelet, kube-proxy) from the Go module proxy through a
-# generated wrapper module, and containerd, runc, the CNI plugins, iptables
+# kube-scheduler, kubelet, kube-proxy) and CoreDNS from the Go module proxy
+# through generated wrapper modules, and containerd, runc, the CNI plugins, iptables
 # and conntrack from Debian's packages. Versions come from
 # runtimes/versions.env and nowhere else.
 #
@@ -29,6 +29,7 @@ TODO_RUNTIME_DIR=$CACHE
 KUBERNETES_VERSION=$KUBERNETES_VERSION
 KUBERNETES_BIN=$K8S_DIR/bin
 ETCD=$K8S_DIR/bin/etcd
+COREDNS=$CACHE/coredns-$COREDNS_VERSION/bin/coredns
 LAYOUT
 }
 if [ "${1:-}" = "--print" ]; then
@@ -96,10 +97,19 @@ GO
     )
 }
 
+build_coredns() {
+    local src="$CACHE/src/coredns-$COREDNS_VERSION"
+    wrapper_module "$src" github.com/coredns/coredns "v$COREDNS_VERSION" github.com/coredns/coredns
+    mkdir -p "$CACHE/coredns-$COREDNS_VERSION/bin"
+    (cd "$src" && go build -trimpath -ldflags "-s -w" -o "$CACHE/coredns-$COREDNS_VERSION/bin/coredns" github.com/coredns/coredns)
+}
+
 total=$SECONDS
 say "Debian packages: $PACKAGES"
 install_packages
 step "kubernetes $KUBERNETES_VERSION + etcd $ETCD_VERSION" "$K8S_DIR/.stamp" \
     "$KUBERNETES_VERSION $ETCD_VERSION $(go env GOVERSION) $(hash_of "$HERE/install.sh")" build_kubernetes
+step "coredns $COREDNS_VERSION" "$CACHE/coredns-$COREDNS_VERSION/.stamp" \
+    "$COREDNS_VERSION $(go env GOVERSION)" build_coredns
 say "local cluster's binaries ready in $CACHE ($((SECONDS - total)) s)"
 print_layout
