@@ -2,7 +2,7 @@
 # Builds or fetches what a one-node Kubernetes cluster on this machine runs
 # on, into the same cache folder as the real runtime: etcd and the five
 # Kubernetes components (kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubelet, kube-proxy) and CoreDNS from the Go module proxy
+# kube-scheduler, kubelet, kube-proxy), CoreDNS and Helm from the Go module proxy
 # through generated wrapper modules, and containerd, runc, the CNI plugins, iptables
 # and conntrack from Debian's packages. Versions come from
 # runtimes/versions.env and nowhere else.
@@ -30,6 +30,7 @@ KUBERNETES_VERSION=$KUBERNETES_VERSION
 KUBERNETES_BIN=$K8S_DIR/bin
 ETCD=$K8S_DIR/bin/etcd
 COREDNS=$CACHE/coredns-$COREDNS_VERSION/bin/coredns
+HELM=$CACHE/helm-$HELM_VERSION/bin/helm
 LAYOUT
 }
 if [ "${1:-}" = "--print" ]; then
@@ -104,6 +105,14 @@ build_coredns() {
     (cd "$src" && go build -trimpath -ldflags "-s -w" -o "$CACHE/coredns-$COREDNS_VERSION/bin/coredns" github.com/coredns/coredns)
 }
 
+build_helm() {
+    local src="$CACHE/src/helm-$HELM_VERSION"
+    wrapper_module "$src" helm.sh/helm/v3 "v$HELM_VERSION" helm.sh/helm/v3/cmd/helm
+    mkdir -p "$CACHE/helm-$HELM_VERSION/bin"
+    (cd "$src" && go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION" \
+        -o "$CACHE/helm-$HELM_VERSION/bin/helm" helm.sh/helm/v3/cmd/helm)
+}
+
 total=$SECONDS
 say "Debian packages: $PACKAGES"
 install_packages
@@ -111,5 +120,6 @@ step "kubernetes $KUBERNETES_VERSION + etcd $ETCD_VERSION" "$K8S_DIR/.stamp" \
     "$KUBERNETES_VERSION $ETCD_VERSION $(go env GOVERSION) $(hash_of "$HERE/install.sh")" build_kubernetes
 step "coredns $COREDNS_VERSION" "$CACHE/coredns-$COREDNS_VERSION/.stamp" \
     "$COREDNS_VERSION $(go env GOVERSION)" build_coredns
+step "helm $HELM_VERSION" "$CACHE/helm-$HELM_VERSION/.stamp" "$HELM_VERSION $(go env GOVERSION)" build_helm
 say "local cluster's binaries ready in $CACHE ($((SECONDS - total)) s)"
 print_layout
