@@ -165,7 +165,7 @@ impl Kafka {
         parse_answer("KafkaTool lag", &text)
     }
 
-    /// Waits until every one of `groups` consumes (see [`wait_until_consuming`]).
+    /// Waits until every one of `groups` has joined and been given its partitions.
     pub async fn wait_until_consuming(&self, groups: &[String], timeout: Duration) -> Result<(), RuntimeError> {
         wait_until_consuming(&self.class_path, &self.bootstrap(), groups, timeout).await
     }
@@ -193,7 +193,7 @@ impl Kafka {
 }
 
 /// KafkaTool's JSON answer.
-pub fn parse_answer(what: &str, text: &str) -> Result<serde_json::Value, RuntimeError> {
+fn parse_answer(what: &str, text: &str) -> Result<serde_json::Value, RuntimeError> {
     serde_json::from_str(text).map_err(|err| RuntimeError::Answer {
         what: what.to_owned(),
         detail: format!("{err}: {text}"),
@@ -214,7 +214,7 @@ fn group_is_consuming(groups: &serde_json::Value, group: &str) -> bool {
 /// Waits until every one of `groups` has joined and been given its
 /// partitions on the broker at `bootstrap`; on timeout, says which did not
 /// and what the broker reported.
-pub async fn wait_until_consuming(
+async fn wait_until_consuming(
     class_path: &str,
     bootstrap: &str,
     groups: &[String],
