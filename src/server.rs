@@ -163,10 +163,19 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|window| window == needle)
 }
 
+/// Services that only answer probes: the kubelet's and daprd's health checks
+/// (daprd polls the app every few seconds and sends a `traceparent`).
+const PROBE_SERVICES: [&str; 2] = [HEALTH_SERVICE, "dapr.proto.runtime.v1.AppCallbackHealthCheck"];
+
 /// The server span of every RPC, continuing the caller's trace context.
+/// Probes get none: a trace per health check (hundreds a minute per pod)
+/// would bury the traces of what users did in Jaeger's search.
 fn request_span(request: &http::Request<()>) -> tracing::Span {
     let path = request.uri().path();
     let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or((path, ""));
+    if PROBE_SERVICES.contains(&service) {
+        return tracing::Span::none();
+    }
     let span = tracing::info_span!(
         "grpc.server",
         otel.name = %path.trim_start_matches('/'),
@@ -212,5 +221,31 @@ impl GrpcApp {
             .set_service_status("", tonic_health::ServingStatus::Serving)
             .await;
         serve(self.listener, self.routes, self.health, shutdown).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span_for(path: &str) -> tracing::Span {
+        let request = http::Request::builder()
+            .uri(path)
+            .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .body(())
+            .expect("a valid request");
+        request_span(&request)
+    }
+
+    #[test]
+    fn probes_make_no_span_and_every_other_rpc_does() {
+        let subscriber = tracing_subscriber::registry();
+        tracing::subscriber::with_default(subscriber, || {
+            assert!(span_for("/grpc.health.v1.Health/Check").is_disabled());
+            assert!(span_for("/grpc.health.v1.Health/Watch").is_disabled());
+            assert!(span_for("/dapr.proto.runtime.v1.AppCallbackHealthCheck/HealthCheck").is_disabled());
+            assert!(!span_for("/todo.v1.TaskService/CreateTask").is_disabled());
+            assert!(!span_for("/dapr.proto.runtime.v1.AppCallback/OnTopicEvent").is_disabled());
+        });
     }
 }
