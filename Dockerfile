@@ -32,23 +32,24 @@ WORKDIR /src
 
 FROM chef AS planner
 COPY . .
-RUN cargo chef prepare --recipe-path recipe.json
+# The recipe, and which packages ship: every folder under services/ is a
+# service, and nothing else is.
+RUN cargo chef prepare --recipe-path recipe.json && ls services > services.txt
 
 FROM chef AS builder
-COPY --from=planner /src/recipe.json recipe.json
+COPY --from=planner /src/recipe.json /src/services.txt ./
 # The protos ride along with the dependency layer: harmless if cargo-chef's
 # skeleton stubs build.rs, and needed if it keeps it.
 COPY proto proto
-# Every workspace member's dependencies, release profile. --workspace matters:
-# the root of this workspace is itself a package (todo-core), so plain
-# `cargo build` would only build that one.
-RUN cargo chef cook --release --workspace --recipe-path recipe.json
+# The services' dependencies, release profile, with exactly the packages
+# the build below names: cooking the whole workspace unifies features
+# differently, and the build then compiled two dozen dependencies again
+# (axum, tonic, sqlx, ...) on every change of the sources.
+RUN cargo chef cook --release --recipe-path recipe.json $(sed 's/^/-p /' services.txt)
 COPY . .
-# Every folder under services/ is a service that ships, and nothing else is.
-RUN services=$(ls services) \
-    && cargo build --release --locked $(printf -- '-p %s ' ${services}) \
+RUN cargo build --release --locked $(sed 's/^/-p /' services.txt) \
     && mkdir -p /out \
-    && for bin in ${services}; do \
+    && for bin in $(cat services.txt); do \
            cp "target/release/${bin}" /out/; \
        done
 

@@ -156,14 +156,31 @@ soak seconds="300" runtime="sidecar":
         *) echo "just soak SECONDS [sidecar|dapr]" >&2; exit 2 ;;
     esac
 
-# A one-node Kubernetes cluster on this machine as plain processes, its own kubectl context `todo-local`: `just cluster up` / `just cluster down` (in progress: the cluster runs pods, the deployment onto it comes next; state in .dev/cluster; docs/cluster.md).
+# A one-node Kubernetes cluster on this machine as plain processes (etcd, the control plane, containerd, CoreDNS, a storage provisioner), its own kubectl context `todo-local`: `just cluster up` / `just cluster down` (state in .dev/cluster; docs/cluster.md).
 cluster action:
+    runtimes/real/install.sh >/dev/null
     runtimes/cluster/install.sh >/dev/null
     runtimes/cluster/cluster.sh {{action}}
 
-# Deploy to Minikube: Dapr control plane (with Scheduler), Kafka, PostgreSQL, Jaeger, the five services.
-deploy:
-    scripts/deploy.sh
+# Deploy: Dapr control plane (with Scheduler), Kafka, PostgreSQL, Jaeger, the five services. `just deploy` onto Minikube; `just deploy local` onto the cluster of `just cluster up` (started if needed).
+deploy target="minikube":
+    scripts/deploy.sh {{target}}
+
+# The deployment checked in a real cluster: starts the local cluster unless one runs, `just deploy local` (the service images built from the Dockerfile by buildah; SERVICE_PROFILE=debug packs `just test`'s build instead, in seconds), scripts/test-cluster.sh from outside (smoke, isolation, WatchTasks, recurrence, a reminder through the Scheduler, the audit chain, one trace in Jaeger, no probe traces, rollouts under load with the exactly-once check), then stops the cluster it started.
+test-cluster:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # todo-demo and todo-token, as `just test` built them: fresh after it.
+    cargo build --workspace --all-targets
+    peers=$(scripts/python-peers.sh)
+    export PATH="$peers:$PATH"
+    started=false
+    kubectl --context todo-local get --raw /readyz >/dev/null 2>&1 || started=true
+    # On failure, what the cluster looked like; then stop it if this started it.
+    trap 'rc=$?; [ $rc -eq 0 ] || runtimes/cluster/cluster.sh diagnose; ! $started || runtimes/cluster/cluster.sh down' EXIT
+    scripts/deploy.sh local
+    runtimes/cluster/cluster.sh report
+    scripts/test-cluster.sh
 
 # Remove the deployment (`just undeploy --dapr` also removes Dapr, `--all` deletes the Minikube profile).
 undeploy *args:

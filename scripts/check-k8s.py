@@ -309,6 +309,15 @@ for name, (port, _, _) in SERVICES.items():
         check(p and p.get("grpc", {}).get("port") == port, f"{name}: {probe} is not a gRPC probe on {port}")
     if "startupProbe" in c:
         check(c["startupProbe"].get("grpc", {}).get("port") == port, f"{name}: startupProbe is not a gRPC probe on {port}")
+    # Found in the cluster: a rolling restart refused connections to the
+    # Service while kube-proxy still routed to a pod that had stopped
+    # listening. The pod must keep serving for a moment after it is told to go.
+    pause = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+    grace = spec.get("terminationGracePeriodSeconds", 30)
+    graceful = int(ann.get("dapr.io/graceful-shutdown-seconds", "0"))
+    check(3 <= pause and pause + graceful <= grace,
+          f"{name}: needs a preStop sleep of at least 3 s that, with daprd's graceful shutdown "
+          f"({graceful} s), fits the grace period ({grace} s); has {pause} s")
     env = container_env(spec, c)
     check(env_value(env, "APP_PORT") in (None, str(port)), f"{name}: APP_PORT {env_value(env, 'APP_PORT')} != {port}")
     check(env_value(env, "APP_HOST") in (None, "0.0.0.0"), f"{name}: APP_HOST must listen on all interfaces")
@@ -514,7 +523,10 @@ if check(pg, "no StatefulSet postgres"):
 jaeger = deployments.get("jaeger")
 if check(jaeger, "no Deployment jaeger"):
     env = container_env(jaeger["spec"]["template"]["spec"], jaeger["spec"]["template"]["spec"]["containers"][0])
-    check(env_value(env, "COLLECTOR_OTLP_ENABLED") == "true", "jaeger: COLLECTOR_OTLP_ENABLED must be true")
+    # config.yaml (shared with the local real runtime) listens on loopback
+    # unless these say otherwise: spans and probes come from other pods.
+    for var in ("JAEGER_OTLP_GRPC", "JAEGER_QUERY_HTTP", "JAEGER_HEALTH"):
+        check((env_value(env, var) or "").startswith("0.0.0.0:"), f"jaeger: {var} must listen on every interface")
     check(any(p["port"] == 16686 for s in services_k8s.values()
               if labels_match(s["spec"]["selector"], jaeger["spec"]["template"]["metadata"]["labels"])
               for p in s["spec"]["ports"]), "jaeger: no Service exposes the UI port 16686")
@@ -562,7 +574,11 @@ if check(cfg and (base_dir / cfg).is_file(), "dev.yaml: configFilePath missing")
 
 # ------------------------------------------------ Dockerfile, scripts
 dockerfile = text("Dockerfile")
-check("services=$(ls services)" in dockerfile, "Dockerfile: the services it builds are no longer every folder under services/")
+check("ls services > services.txt" in dockerfile, "Dockerfile: the services it builds are no longer every folder under services/")
+# Found by building it: the dependencies must be cooked for exactly the
+# packages built, or every source change compiles dozens of them again.
+check(dockerfile.count("$(sed 's/^/-p /' services.txt)") == 2,
+      "Dockerfile: cargo chef cook and cargo build must name the same packages (services.txt)")
 for dev in DEV_ONLY:
     check(f"-p {dev}" not in dockerfile, f"Dockerfile builds {dev}, which is development-only")
 check("ARG SERVICE" in dockerfile, "Dockerfile: no SERVICE build argument")

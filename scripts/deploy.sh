@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# Takes a Minikube cluster from nothing to the running system:
-#   1. checks the tools (minikube, kubectl, docker; dapr CLI or helm);
-#   2. starts Minikube if it is not running;
+# Takes a cluster from nothing to the running system, on one of two targets:
+#
+#   scripts/deploy.sh            Minikube (the default)
+#   scripts/deploy.sh local      the one-node cluster of `just cluster up`
+#                                (runtimes/cluster), started if it is not running
+#
+#   1. checks the tools and starts the cluster if it is not running;
+#   2. gets the images into the cluster: on Minikube the five services are
+#      built from the Dockerfile inside Minikube's Docker and everything else
+#      is pulled from registries; the local cluster has no registry, so
+#      runtimes/cluster/images.sh makes all of them on this machine;
 #   3. installs the Dapr control plane (with the Scheduler, for the Jobs API)
-#      if it is missing;
-#   4. builds the five service images inside Minikube's Docker;
-#   5. applies k8s/overlays/minikube and waits for everything to roll out;
-#   6. prints how to reach task-api and the Jaeger UI.
+#      from the Dapr Helm chart if it is missing;
+#   4. applies k8s/overlays/minikube and waits for everything to roll out;
+#   5. prints how to reach task-api and the Jaeger UI.
+# Only 1 and 2 differ between the targets.
 #
 # Re-running it is safe: each step skips what is already there, images are
 # rebuilt from cache, and the services are restarted onto the new images.
@@ -18,10 +26,20 @@
 #                      the version the conformance and end-to-end suites run;
 #                      1.16.2 is the oldest that sends the app token on
 #                      deliveries, which the services require when it is set)
-#   SKIP_BUILD=1       do not rebuild the images
+#   SKIP_BUILD=1       do not rebuild the service images
+#   SERVICE_PROFILE    local only: dockerfile (default: the Dockerfile, built by
+#                      buildah, as Minikube builds it), or release or debug: this
+#                      machine's cargo build packed into the images, in seconds
+#                      (runtimes/cluster/images.sh)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+
+TARGET=${1:-minikube}
+case $TARGET in
+    minikube | local) ;;
+    *) echo "usage: $0 [minikube|local]" >&2; exit 2 ;;
+esac
 
 # shellcheck source=../runtimes/versions.env
 DAPR_VERSION=${DAPR_VERSION:-$(. runtimes/versions.env && echo "$DAPR_VERSION")}
@@ -35,6 +53,7 @@ mapfile -t SERVICES < <(ls services)
 PROFILE=${MINIKUBE_PROFILE:-minikube}
 CPUS=${MINIKUBE_CPUS:-4}
 MEMORY=${MINIKUBE_MEMORY:-8192}
+started=$SECONDS
 
 say() { printf '\n==> %s\n' "$*"; }
 die() { printf 'deploy: %s\n' "$*" >&2; exit 1; }
@@ -43,61 +62,59 @@ need() {
     command -v "$1" >/dev/null 2>&1 || die "$1 is required but not installed. $2"
 }
 
-# --- 1. prerequisites --------------------------------------------------------
-need minikube "Install: https://minikube.sigs.k8s.io/docs/start/"
+# --- 1. the cluster --------------------------------------------------------------
 need kubectl "Install: https://kubernetes.io/docs/tasks/tools/ (or use 'minikube kubectl --')"
-need docker "The docker CLI builds the images against Minikube's daemon. Install: https://docs.docker.com/engine/install/"
-if command -v dapr >/dev/null 2>&1; then
-    DAPR_INSTALLER=dapr
-elif command -v helm >/dev/null 2>&1; then
-    DAPR_INSTALLER=helm
-else
-    die "the Dapr CLI (https://docs.dapr.io/getting-started/install-dapr-cli/) or helm (https://helm.sh/docs/intro/install/) is required to install the Dapr control plane."
-fi
-
-# --- 2. Minikube ---------------------------------------------------------------
-if minikube status -p "$PROFILE" >/dev/null 2>&1; then
-    say "Minikube profile '$PROFILE' is running"
-else
-    say "Starting Minikube (profile $PROFILE, ${CPUS} CPUs, ${MEMORY} MiB)"
-    minikube start -p "$PROFILE" --cpus "$CPUS" --memory "$MEMORY"
-fi
-kubectl config use-context "$PROFILE" >/dev/null
-
-# --- 3. Dapr control plane -----------------------------------------------------
-dapr_installed() {
-    kubectl get namespace dapr-system >/dev/null 2>&1 \
-        && kubectl -n dapr-system get deploy dapr-sidecar-injector >/dev/null 2>&1
-}
-scheduler_installed() {
-    kubectl -n dapr-system get statefulset dapr-scheduler-server >/dev/null 2>&1
-}
-
-if dapr_installed && scheduler_installed; then
-    say "Dapr control plane present (with Scheduler)"
-else
-    if dapr_installed; then
-        die "Dapr is installed in dapr-system but without the Scheduler, which reminder-service needs for the Jobs API (Dapr 1.14+). Upgrade it: 'dapr upgrade -k --runtime-version <1.14 or newer>', then re-run."
-    fi
-    say "Installing the Dapr control plane (via $DAPR_INSTALLER)"
-    if [ "$DAPR_INSTALLER" = dapr ]; then
-        args=(init -k --wait --timeout 600)
-        [ -n "${DAPR_VERSION:-}" ] && args+=(--runtime-version "$DAPR_VERSION")
-        dapr "${args[@]}"
+if [ "$TARGET" = minikube ]; then
+    need minikube "Install: https://minikube.sigs.k8s.io/docs/start/"
+    need docker "The docker CLI builds the images against Minikube's daemon. Install: https://docs.docker.com/engine/install/"
+    if command -v dapr >/dev/null 2>&1; then
+        DAPR_INSTALLER=dapr
+    elif command -v helm >/dev/null 2>&1; then
+        DAPR_INSTALLER=helm HELM=helm
     else
-        helm repo add dapr https://dapr.github.io/helm-charts/ >/dev/null 2>&1 || true
-        helm repo update dapr >/dev/null
-        args=(upgrade --install dapr dapr/dapr --namespace dapr-system --create-namespace --wait --timeout 10m)
-        [ -n "${DAPR_VERSION:-}" ] && args+=(--version "$DAPR_VERSION")
-        helm "${args[@]}"
+        die "the Dapr CLI (https://docs.dapr.io/getting-started/install-dapr-cli/) or helm (https://helm.sh/docs/intro/install/) is required to install the Dapr control plane."
     fi
-    scheduler_installed || die "the Dapr control plane came up without the Scheduler; install Dapr 1.14 or newer."
+    # The chart of the Dapr Helm repository, at the version installed.
+    DAPR_CHART=(dapr/dapr --version "$DAPR_VERSION")
+    if minikube status -p "$PROFILE" >/dev/null 2>&1; then
+        say "Minikube profile '$PROFILE' is running"
+    else
+        say "Starting Minikube (profile $PROFILE, ${CPUS} CPUs, ${MEMORY} MiB)"
+        minikube start -p "$PROFILE" --cpus "$CPUS" --memory "$MEMORY"
+    fi
+    kubectl config use-context "$PROFILE" >/dev/null
+else
+    # Helm and the cluster's binaries from the cluster's install script; the
+    # chart is the one inside the pinned dapr/dapr Go module, which the real
+    # runtime's install downloaded (the same chart the Helm repository
+    # publishes, before its release stamps the version into it).
+    runtimes/real/install.sh >/dev/null
+    runtimes/cluster/install.sh >/dev/null
+    eval "$(runtimes/cluster/install.sh --print)"
+    # shellcheck source=../runtimes/cluster/layout.sh
+    source runtimes/cluster/layout.sh
+    DAPR_INSTALLER=helm
+    DAPR_CHART=("$(go env GOMODCACHE)/github.com/dapr/dapr@v$DAPR_VERSION/charts/dapr")
+    [ -f "${DAPR_CHART[0]}/Chart.yaml" ] || die "no Dapr chart at ${DAPR_CHART[0]} (runtimes/real/install.sh downloads it)"
+    if kubectl --context "$CONTEXT" get --raw /readyz >/dev/null 2>&1; then
+        say "the local cluster is running"
+    else
+        say "Starting the local cluster (runtimes/cluster/cluster.sh up)"
+        runtimes/cluster/cluster.sh up
+    fi
+    kubectl config use-context "$CONTEXT" >/dev/null
 fi
-kubectl -n dapr-system rollout status statefulset/dapr-scheduler-server --timeout=300s
-kubectl -n dapr-system rollout status deploy/dapr-sidecar-injector --timeout=300s
 
-# --- 4. images -----------------------------------------------------------------
-if [ "${SKIP_BUILD:-0}" = 1 ]; then
+# --- 2. images -------------------------------------------------------------------
+if [ "$TARGET" = local ]; then
+    say "Images for the local cluster (no registry: made here and imported)"
+    runtimes/cluster/images.sh infra
+    if [ "${SKIP_BUILD:-0}" = 1 ]; then
+        say "SKIP_BUILD=1: using the service images already in the cluster"
+    else
+        runtimes/cluster/images.sh services
+    fi
+elif [ "${SKIP_BUILD:-0}" = 1 ]; then
     say "SKIP_BUILD=1: using the images already in Minikube"
 else
     say "Building images inside Minikube's Docker"
@@ -112,7 +129,42 @@ else
     done
 fi
 
-# --- 5. apply ------------------------------------------------------------------
+# --- 3. Dapr control plane -------------------------------------------------------
+dapr_installed() {
+    kubectl get namespace dapr-system >/dev/null 2>&1 \
+        && kubectl -n dapr-system get deploy dapr-sidecar-injector >/dev/null 2>&1
+}
+scheduler_installed() {
+    kubectl -n dapr-system get statefulset dapr-scheduler-server >/dev/null 2>&1
+}
+
+if dapr_installed && scheduler_installed; then
+    say "Dapr control plane present (with Scheduler)"
+else
+    if dapr_installed; then
+        die "Dapr is installed in dapr-system but without the Scheduler, which reminder-service needs for the Jobs API (Dapr 1.14+). Upgrade it: 'dapr upgrade -k --runtime-version <1.14 or newer>', then re-run."
+    fi
+    say "Installing the Dapr control plane $DAPR_VERSION (via $DAPR_INSTALLER)"
+    dapr_started=$SECONDS
+    if [ "$DAPR_INSTALLER" = dapr ]; then
+        dapr init -k --wait --timeout 600 --runtime-version "$DAPR_VERSION"
+    else
+        if [ "$TARGET" = minikube ]; then
+            "$HELM" repo add dapr https://dapr.github.io/helm-charts/ >/dev/null 2>&1 || true
+            "$HELM" repo update dapr >/dev/null
+        fi
+        # The chart's defaults (mTLS by Sentry, three Scheduler replicas on
+        # the default StorageClass), with the images of the version installed.
+        "$HELM" upgrade --install dapr "${DAPR_CHART[@]}" --namespace dapr-system --create-namespace \
+            --set global.tag="$DAPR_VERSION" --wait --timeout 10m
+    fi
+    scheduler_installed || die "the Dapr control plane came up without the Scheduler; install Dapr 1.14 or newer."
+    echo "Dapr control plane ready in $((SECONDS - dapr_started)) s"
+fi
+kubectl -n dapr-system rollout status statefulset/dapr-scheduler-server --timeout=300s
+kubectl -n dapr-system rollout status deploy/dapr-sidecar-injector --timeout=300s
+
+# --- 4. apply ------------------------------------------------------------------
 say "Applying $OVERLAY"
 # The topic Job's template is immutable; a finished Job is replaced (the
 # topics are created with --if-not-exists, so running it again is harmless).
@@ -143,10 +195,11 @@ for svc in "${SERVICES[@]}"; do
     kubectl -n "$NAMESPACE" rollout status "deploy/$svc" --timeout=300s
 done
 
-# --- 6. how to use it ----------------------------------------------------------
+# --- 5. how to use it ----------------------------------------------------------
+if [ "$TARGET" = local ]; then remove="just cluster down (the whole cluster)"; else remove="scripts/undeploy.sh"; fi
 cat <<MSG
 
-The system is running in namespace '$NAMESPACE'.
+The system is running in namespace '$NAMESPACE' ($TARGET; deployed in $((SECONDS - started)) s).
 
   task-api (gRPC + gRPC-Web):
     kubectl -n $NAMESPACE port-forward svc/task-api 50051:50051
@@ -158,5 +211,5 @@ The system is running in namespace '$NAMESPACE'.
     open http://localhost:16686
 
   Logs:  kubectl -n $NAMESPACE logs deploy/task-api -c task-api   (-c daprd for the sidecar)
-  Remove: scripts/undeploy.sh
+  Remove: $remove
 MSG

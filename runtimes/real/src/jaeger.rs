@@ -1,11 +1,12 @@
-//! Jaeger (v2 all-in-one, memory storage) on loopback, with runtimes/real/jaeger's
-//! configuration, and its query API for tests that read traces back.
+//! Jaeger (v2 all-in-one, memory storage) on loopback, with the configuration
+//! the cluster's Jaeger runs too (k8s/base/jaeger/config.yaml), and its query
+//! API for tests that read traces back.
 
 use std::time::Duration;
 
 use crate::{
     RuntimeError, http,
-    install::{Installed, runtime_dir},
+    install::{Installed, repo_dir},
 };
 use supervisor::{Output, Proc, Spec};
 
@@ -36,7 +37,7 @@ pub struct Jaeger {
 
 impl Jaeger {
     pub async fn start(installed: &Installed, ports: JaegerPorts, output: Output) -> Result<Self, RuntimeError> {
-        let config = runtime_dir().join("jaeger/config.yaml");
+        let config = repo_dir().join("k8s/base/jaeger/config.yaml");
         let spec = Spec::new("jaeger", &installed.jaeger, output)
             .args(["--config".to_owned(), config.display().to_string()])
             .env("JAEGER_OTLP_GRPC", format!("127.0.0.1:{}", ports.otlp_grpc))

@@ -309,19 +309,6 @@ fn cluster_id() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
 }
 
-/// Broker logs: warnings and errors, plus the line that says it started.
-const LOG_CONFIG: &str = "Configuration:
-  Appenders:
-    Console:
-      name: STDOUT
-      PatternLayout:
-        pattern: \"[%d] %p %m (%c)%n\"
-  Loggers:
-    Root:
-      level: WARN
-      AppenderRef:
-        - ref: STDOUT
-    Logger:
-      - name: kafka.server.KafkaRaftServer
-        level: INFO
-";
+/// Broker logs: warnings and errors, plus the line that says it started
+/// (the local cluster's Kafka image logs with the same file).
+const LOG_CONFIG: &str = include_str!("../kafka/log4j2.yaml");

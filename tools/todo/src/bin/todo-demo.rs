@@ -1,6 +1,8 @@
 //! `just demo`: a short, readable tour of the event flow against a running
 //! `just dev`: a recurring task completed and its next occurrence appearing,
 //! a reminder arriving as a notification, and the verified audit trail.
+//! It fails when any of them does not happen, so the in-cluster check
+//! (scripts/test-cluster.sh) runs it against the deployed system too.
 
 use std::time::{Duration, Instant};
 
@@ -204,9 +206,10 @@ async fn main() -> anyhow::Result<()> {
             verdict.records_checked
         );
     } else {
-        println!(
-            "VerifyAuditChain: \x1b[31mbroken\x1b[0m at #{}: {}",
-            verdict.first_invalid_sequence, verdict.reason
+        anyhow::bail!(
+            "VerifyAuditChain: broken at #{}: {}",
+            verdict.first_invalid_sequence,
+            verdict.reason
         );
     }
     println!("\nDone. `just lag` and `just dlq` show the sidecar's side of it.");
