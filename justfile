@@ -41,7 +41,8 @@ test: lint
     if cargo nextest --version >/dev/null 2>&1; then
         cargo nextest run --workspace --no-fail-fast
     else
-        cargo test --workspace --no-fail-fast
+        # The deployed system's tests only in `just test-cluster`.
+        cargo test --workspace --no-fail-fast -- --skip cluster::
     fi
     # A time-bounded fuzzing pass over the committed corpus (longer: `just fuzz 600`).
     scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
@@ -166,7 +167,7 @@ cluster action:
 deploy target="minikube":
     scripts/deploy.sh {{target}}
 
-# The deployment checked in a real cluster: starts the local cluster unless one runs, `just deploy local` (the service images built from the Dockerfile by buildah; SERVICE_PROFILE=debug packs `just test`'s build instead, in seconds), scripts/test-cluster.sh from outside (smoke, isolation, WatchTasks, recurrence, a reminder through the Scheduler, the audit chain, one trace in Jaeger, no probe traces, rollouts under load with the exactly-once check), then stops the cluster it started.
+# The deployment checked in a real cluster: starts the local cluster unless one runs, `just deploy local` (the service images built from the Dockerfile by buildah; SERVICE_PROFILE=debug packs `just test`'s build instead, in seconds), scripts/test-cluster.sh from outside (smoke, the end-to-end and trace scenarios of system-tests on the deployment, todo-demo, rollouts under load with the exactly-once check), then stops the cluster it started.
 test-cluster:
     #!/usr/bin/env bash
     set -euo pipefail

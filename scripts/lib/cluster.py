@@ -1,6 +1,6 @@
-"""What the Python checks of a deployed system share (cluster-rollouts.py,
-cluster-poison.py): kubectl in the system's namespace, a user's gRPC
-client through grpcurl, and the dead-letter topics' record counts."""
+"""What the Python checks of a deployed system use (cluster-rollouts.py):
+kubectl in the system's namespace, a user's gRPC client through grpcurl,
+and the dead-letter topics' record counts."""
 import json
 import os
 import subprocess

@@ -18,8 +18,9 @@ pub use todo_stack::Runtime;
 /// scenario, which calls `scenario(Runtime::…)`. Test names are
 /// `<runtime>::<scenario>`, so the test runner's groups and filters go by
 /// module path (`.config/nextest.toml`: everything under `daprd::` runs
-/// one at a time). Attributes before a scenario (`#[ignore = "…"]`) are
-/// kept.
+/// one at a time; `cluster::` only in its own profile, against a deployed
+/// system, by `just test-cluster`). Attributes before a scenario
+/// (`#[ignore = "…"]`) are kept.
 ///
 /// ```ignore
 /// system_tests::runtime_tests! {
@@ -55,6 +56,9 @@ macro_rules! runtime_named {
     (daprd) => {
         $crate::Runtime::Daprd
     };
+    (cluster) => {
+        $crate::Runtime::Cluster
+    };
 }
 
 /// Holds the tests on the real runtime to one at a time within a test
@@ -67,7 +71,7 @@ pub async fn one_at_a_time(runtime: Runtime) -> Option<tokio::sync::MutexGuard<'
     static DAPRD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     match runtime {
         Runtime::Daprd => Some(DAPRD.lock().await),
-        Runtime::DevSidecar => None,
+        Runtime::DevSidecar | Runtime::Cluster => None,
     }
 }
 

@@ -1,7 +1,8 @@
-//! One user action, one trace, on the real runtime: the services and every
-//! daprd export to Jaeger, and the trace of a CompleteTask, read back from
-//! Jaeger's query API, holds task-api, the sidecars' own spans and each
-//! consumer that reacted, all linked to parents within the trace.
+//! One user action, one trace, on the real runtime and in the cluster: the
+//! services and every daprd export to Jaeger, and the trace of a
+//! CompleteTask, read back from Jaeger's query API, holds task-api, the
+//! sidecars' own spans and each consumer that reacted, all linked to
+//! parents within the trace; and health probes make no traces to bury it.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -13,6 +14,7 @@ use todo_stack::{StackOptions, eventually};
 
 runtime_tests! {
     daprd: [a_completion_is_one_trace_across_services_and_sidecars_in_jaeger],
+    cluster: [a_completion_is_one_trace_across_services_and_sidecars_in_jaeger],
 }
 
 #[derive(Debug)]
@@ -54,6 +56,12 @@ fn is_daprd_span(span: &Span) -> bool {
     span.operation.starts_with("/dapr.proto.runtime.v1") || span.operation.starts_with("pubsub/")
 }
 
+/// A span of a health check: the standard gRPC health service (kubelet,
+/// Kubernetes probes) or daprd's app health check.
+fn is_probe(span: &Span) -> bool {
+    span.operation.contains("grpc.health.v1.Health") || span.operation.contains("AppCallbackHealthCheck")
+}
+
 async fn a_completion_is_one_trace_across_services_and_sidecars_in_jaeger(runtime: Runtime) {
     let stack = system_tests::start(StackOptions {
         jaeger: true,
@@ -61,20 +69,22 @@ async fn a_completion_is_one_trace_across_services_and_sidecars_in_jaeger(runtim
         ..StackOptions::services(runtime)
     })
     .await;
-    stack.complete_a_recurring_task("alice", "traced").await;
+    // The client starts the trace, so the scenario reads its own
+    // completion's trace whatever else the system is doing (a deployed
+    // system is shared with other scenarios and users).
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    let client_span = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
+    let traceparent = format!("00-{trace_id}-{client_span}-01");
+    stack
+        .complete_a_recurring_task("alice", "traced", Some(&traceparent))
+        .await;
 
-    let jaeger = stack.jaeger().expect("jaeger runs");
     let must_reach = ["task-api", "recurring-service", "audit-service"];
     let spans = eventually(
         "the completion's trace reaches every consumer in Jaeger",
         Duration::from_secs(60),
         || async {
-            let found = jaeger
-                .query("/api/traces?service=task-api&operation=todo.v1.TaskService/CompleteTask&limit=5")
-                .await
-                .ok()?;
-            let trace_id = found["data"][0]["traceID"].as_str()?.to_owned();
-            let trace = jaeger.query(&format!("/api/traces/{trace_id}")).await.ok()?;
+            let trace = stack.traces(&format!("/api/traces/{trace_id}")).await.ok()?;
             let spans = spans_of(&trace["data"][0]);
             let services: BTreeSet<&str> = spans.iter().map(|span| span.service.as_str()).collect();
             let consumer_processed = spans
@@ -83,9 +93,11 @@ async fn a_completion_is_one_trace_across_services_and_sidecars_in_jaeger(runtim
             // Each process exports in batches (daprd every few seconds):
             // wait until every parent a span names has arrived too.
             let ids: BTreeSet<&str> = spans.iter().map(|span| span.span_id.as_str()).collect();
-            let connected = spans
-                .iter()
-                .all(|span| span.parent.as_deref().is_none_or(|parent| ids.contains(parent)));
+            let connected = spans.iter().all(|span| {
+                span.parent
+                    .as_deref()
+                    .is_none_or(|parent| ids.contains(parent) || parent == client_span)
+            });
             (must_reach.iter().all(|service| services.contains(service))
                 && consumer_processed
                 && connected
@@ -114,18 +126,49 @@ async fn a_completion_is_one_trace_across_services_and_sidecars_in_jaeger(runtim
         daprd_ops.iter().any(|op| op.starts_with("pubsub/")),
         "a daprd delivery span: {daprd_ops:?}"
     );
-    // Connected: every parent a span names is in the same trace.
+    // Connected: every parent a span names is in the same trace, but for
+    // the one span the client's call is the parent of: CompleteTask's.
     let ids: HashMap<&str, &Span> = spans.iter().map(|span| (span.span_id.as_str(), span)).collect();
-    let roots: Vec<&Span> = spans.iter().filter(|span| span.parent.is_none()).collect();
+    let roots: Vec<&Span> = spans
+        .iter()
+        .filter(|span| span.parent.as_deref().is_none_or(|parent| parent == client_span))
+        .collect();
     assert_eq!(roots.len(), 1, "one root: {roots:?}");
     assert_eq!(roots[0].operation, "todo.v1.TaskService/CompleteTask");
     for span in &spans {
         if let Some(parent) = &span.parent {
             assert!(
-                ids.contains_key(parent.as_str()),
+                ids.contains_key(parent.as_str()) || *parent == client_span,
                 "the parent of {span:?} is not in the trace"
             );
         }
+    }
+
+    // The kubelet's and daprd's health checks come every few seconds: none
+    // of a service's recent traces may be nothing but a probe.
+    let services = stack.traces("/api/services").await.unwrap();
+    for service in services["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str())
+    {
+        let recent = stack
+            .traces(&format!("/api/traces?service={service}&limit=100&lookback=1h"))
+            .await
+            .unwrap();
+        let probes: Vec<String> = recent["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(spans_of)
+            .filter(|spans| !spans.is_empty() && spans.iter().all(is_probe))
+            .map(|spans| format!("{:?}", spans.first().map(|span| &span.operation)))
+            .collect();
+        assert!(
+            probes.is_empty(),
+            "traces of {service} that are only probes: {probes:?}"
+        );
     }
     system_tests::stop(stack).await;
 }

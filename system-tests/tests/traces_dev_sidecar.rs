@@ -136,7 +136,7 @@ async fn create_and_complete_of_a_recurring_task_are_each_one_connected_trace(ru
     })
     .await;
 
-    stack.complete_a_recurring_task("alice", "traced").await;
+    stack.complete_a_recurring_task("alice", "traced", None).await;
     // Let the consumers finish, then stop everything: exporters flush on exit.
     tokio::time::sleep(Duration::from_secs(1)).await;
     system_tests::stop(stack).await;

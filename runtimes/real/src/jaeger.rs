@@ -63,17 +63,23 @@ impl Jaeger {
 
     /// GET on the query API, e.g. `/api/services` or `/api/traces/<id>`.
     pub async fn query(&self, path_and_query: &str) -> Result<serde_json::Value, RuntimeError> {
-        let url = format!("http://127.0.0.1:{}{path_and_query}", self.ports.query_http);
-        let (status, body) = http::get(&url).await?;
-        if status != 200 {
-            return Err(RuntimeError::Http {
-                url,
-                detail: format!("status {status}: {body}"),
-            });
-        }
-        serde_json::from_str(&body).map_err(|err| RuntimeError::Http {
-            url,
-            detail: err.to_string(),
-        })
+        query(self.ports.query_http, path_and_query).await
     }
+}
+
+/// GET on the query API of a Jaeger whose query port is `query_http` on
+/// loopback (this one, or a forwarded one).
+pub async fn query(query_http: u16, path_and_query: &str) -> Result<serde_json::Value, RuntimeError> {
+    let url = format!("http://127.0.0.1:{query_http}{path_and_query}");
+    let (status, body) = http::get(&url).await?;
+    if status != 200 {
+        return Err(RuntimeError::Http {
+            url,
+            detail: format!("status {status}: {body}"),
+        });
+    }
+    serde_json::from_str(&body).map_err(|err| RuntimeError::Http {
+        url,
+        detail: err.to_string(),
+    })
 }

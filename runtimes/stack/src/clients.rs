@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use todo_core::dapr::runtime::app_callback_client::AppCallbackClient;
 use todo_core::proto::v1::{
     Task, audit_service_client::AuditServiceClient, notification_service_client::NotificationServiceClient,
     task_service_client::TaskServiceClient,
@@ -22,12 +23,33 @@ pub struct AppPorts {
     pub dapr_http: u16,
 }
 
-/// Endpoints of every app instance, and the secret the stack's tokens are
-/// signed with.
+/// Endpoints of every app instance, the secret the stack's tokens are
+/// signed with, and who its users are.
 #[derive(Debug, Clone)]
 pub struct StackClients {
     pub ports: Vec<(String, AppPorts)>,
     pub jwt_secret: String,
+    /// What a sidecar sends to the apps' AppCallback, when they require it.
+    pub app_token: Option<String>,
+    /// Appended to every user name: empty on a stack of its own; on a
+    /// deployment that outlives the stack, one per stack, so each run's
+    /// `alice` starts with nothing.
+    pub user_suffix: String,
+}
+
+/// Sends the app token to an app's AppCallback, as its sidecar does.
+#[derive(Clone)]
+pub struct AppToken(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for AppToken {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(token) = &self.0 {
+            request
+                .metadata_mut()
+                .insert(todo_core::dapr::API_TOKEN_HEADER, token.clone());
+        }
+        Ok(request)
+    }
 }
 
 /// Sends a user's token, minting a fresh one before the last expires, so
@@ -126,13 +148,26 @@ impl StackClients {
             .unwrap_or_else(|err| panic!("connect to {instance}'s sidecar: {err}"))
     }
 
-    /// A token for `user`, as the stack's services verify them.
-    pub fn token(&self, user: &str) -> String {
-        todo_testing::tokens::hs256(&self.jwt_secret, user, Bearer::TTL_SECS)
+    /// The id of this stack's user `name` (`alice`, or `alice-<run>` on a
+    /// deployment: see [`Self::user_suffix`]); every client below takes
+    /// the name and goes as this user.
+    pub fn user(&self, name: &str) -> String {
+        format!("{name}{}", self.user_suffix)
     }
 
-    pub fn bearer(&self, user: &str) -> Bearer {
-        Bearer::new(&self.jwt_secret, user)
+    /// A token for user `name`, as the stack's services verify them.
+    pub fn token(&self, name: &str) -> String {
+        todo_testing::tokens::hs256(&self.jwt_secret, &self.user(name), Bearer::TTL_SECS)
+    }
+
+    pub fn bearer(&self, name: &str) -> Bearer {
+        Bearer::new(&self.jwt_secret, &self.user(name))
+    }
+
+    /// `instance`'s AppCallback, called as its sidecar calls it.
+    pub async fn app_callback(&self, instance: &str) -> AppCallbackClient<InterceptedService<Channel, AppToken>> {
+        let token = self.app_token.as_deref().and_then(|token| token.parse().ok());
+        AppCallbackClient::with_interceptor(self.channel(instance).await, AppToken(token))
     }
 
     /// A lazy channel to `instance` that sends `user`'s token, for clients
@@ -153,10 +188,11 @@ impl StackClients {
         NotificationServiceClient::with_interceptor(self.channel("notification-service").await, self.bearer(user))
     }
 
-    /// As `user`: creates a daily task due tomorrow, completes it, and waits
-    /// until its next occurrence exists (the whole recurrence flow once).
-    /// Returns the completed task.
-    pub async fn complete_a_recurring_task(&self, user: &str, title: &str) -> Task {
+    /// As `user`: creates a daily task due tomorrow, completes it (in the
+    /// client's trace when given a `traceparent`), and waits until its next
+    /// occurrence exists (the whole recurrence flow once). Returns the
+    /// completed task.
+    pub async fn complete_a_recurring_task(&self, user: &str, title: &str, traceparent: Option<&str>) -> Task {
         use todo_core::proto::v1::{CompleteTaskRequest, CreateTaskRequest, Frequency, ListTasksRequest, Recurrence};
         let mut tasks = self.tasks(user).await;
         let task = tasks
@@ -177,13 +213,14 @@ impl StackClients {
             .into_inner()
             .task
             .expect("a task");
-        tasks
-            .complete_task(CompleteTaskRequest {
-                id: task.id.clone(),
-                expected_version: 0,
-            })
-            .await
-            .expect("CompleteTask");
+        let mut complete = Request::new(CompleteTaskRequest {
+            id: task.id.clone(),
+            expected_version: 0,
+        });
+        if let Some(traceparent) = traceparent.and_then(|value| value.parse().ok()) {
+            complete.metadata_mut().insert("traceparent", traceparent);
+        }
+        tasks.complete_task(complete).await.expect("CompleteTask");
         eventually("the next occurrence", Duration::from_secs(30), || {
             let mut client = tasks.clone();
             let id = task.id.clone();

@@ -284,7 +284,11 @@ impl Plan {
                 })
                 .collect(),
         };
+        let deployed = options.runtime == Runtime::Cluster;
         let infra = match (options.ports, &options.apps) {
+            // The cluster's apps listen on the run file's ports in their
+            // pods; the stack reaches them through port-forwards.
+            _ if deployed => InfraPorts::USUAL,
             (Ports::RunFile, Apps::Services) => {
                 for (index, app) in apps.iter_mut().enumerate() {
                     app.internal_grpc = InfraPorts::USUAL_INTERNAL_GRPC + index as u16;
@@ -328,7 +332,7 @@ impl Plan {
             apps,
             infra,
         };
-        if plan.options.ports == Ports::RunFile {
+        if plan.options.ports == Ports::RunFile && !deployed {
             plan.check_ports_free()?;
         }
         Ok(plan)
@@ -386,6 +390,7 @@ impl Plan {
                 ports.push((self.infra.kafka, "Kafka".into()));
                 ports.push((self.infra.scheduler.grpc, "the Dapr Scheduler".into()));
             }
+            Runtime::Cluster => {}
         }
         if self.options.jaeger {
             ports.push((self.infra.jaeger.otlp_grpc, "Jaeger (OTLP)".into()));
@@ -402,26 +407,15 @@ impl Plan {
 }
 
 /// The services of the run file, each with its command (from `bin_dir`
-/// when given), plus the second task-api when asked for.
+/// when given; none on the cluster, which runs its own images), plus the
+/// second task-api when asked for.
 fn services(options: &StackOptions) -> Result<Vec<AppPlan>, StackError> {
     let mut apps = Vec::new();
     for app in dev_sidecar::run_file::load(&options.run_file)? {
-        let Some((program, args)) = app.command.split_first() else {
-            return Err(StackError::NotBuilt {
-                what: format!("{} (no command in the run file)", app.app_id),
-                path: options.run_file.clone(),
-            });
+        let command = match options.runtime {
+            Runtime::Cluster => None,
+            Runtime::DevSidecar | Runtime::Daprd => Some(command(options, &app)?),
         };
-        let program = match &options.bin_dir {
-            Some(dir) => dir.join(Path::new(program).file_name().unwrap_or_default()),
-            None => app.dir.join(program),
-        };
-        if !program.is_file() {
-            return Err(StackError::NotBuilt {
-                what: app.app_id.clone(),
-                path: program,
-            });
-        }
         apps.push(AppPlan {
             instance: app.app_id.clone(),
             pod_name: format!("{}-0", app.app_id),
@@ -431,11 +425,7 @@ fn services(options: &StackOptions) -> Result<Vec<AppPlan>, StackError> {
                 dapr_http: app.http_port,
             },
             internal_grpc: 0,
-            command: Some(Command {
-                program,
-                args: args.to_vec(),
-                dir: app.dir.clone(),
-            }),
+            command,
             env: app.env.clone(),
             app_health_check: app.app_health_check,
             app_id: app.app_id,
@@ -452,6 +442,32 @@ fn services(options: &StackOptions) -> Result<Vec<AppPlan>, StackError> {
         apps.push(second);
     }
     Ok(apps)
+}
+
+/// How `app` of the run file starts: its program from `bin_dir` when
+/// given, which must be built.
+fn command(options: &StackOptions, app: &dev_sidecar::run_file::App) -> Result<Command, StackError> {
+    let Some((program, args)) = app.command.split_first() else {
+        return Err(StackError::NotBuilt {
+            what: format!("{} (no command in the run file)", app.app_id),
+            path: options.run_file.clone(),
+        });
+    };
+    let program = match &options.bin_dir {
+        Some(dir) => dir.join(Path::new(program).file_name().unwrap_or_default()),
+        None => app.dir.join(program),
+    };
+    if !program.is_file() {
+        return Err(StackError::NotBuilt {
+            what: app.app_id.clone(),
+            path: program,
+        });
+    }
+    Ok(Command {
+        program,
+        args: args.to_vec(),
+        dir: app.dir.clone(),
+    })
 }
 
 /// The repository root (this crate sits in `runtimes/stack/`).

@@ -12,16 +12,22 @@ pub enum Runtime {
     /// The runtime production uses: one daprd per app, Kafka, the Dapr
     /// Scheduler and Jaeger, as local processes.
     Daprd,
+    /// The system as deployed on a Kubernetes cluster (`just deploy local`,
+    /// or whatever cluster kubectl points at): daprd injected beside each
+    /// pod, Kafka, the Scheduler and Jaeger in the cluster. A stack on it
+    /// starts nothing: it reaches the deployment through port-forwards.
+    Cluster,
 }
 
 impl Runtime {
-    pub const ALL: [Runtime; 2] = [Runtime::DevSidecar, Runtime::Daprd];
+    pub const ALL: [Runtime; 3] = [Runtime::DevSidecar, Runtime::Daprd, Runtime::Cluster];
 
     /// Its name in reports and logs.
     pub fn name(self) -> &'static str {
         match self {
             Self::DevSidecar => "dev-sidecar",
             Self::Daprd => "daprd",
+            Self::Cluster => "cluster",
         }
     }
 }
@@ -34,7 +40,7 @@ impl fmt::Display for Runtime {
 
 /// A runtime name that is none of the known ones.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown runtime {0:?}: one of sidecar (dev-sidecar), dapr (daprd)")]
+#[error("unknown runtime {0:?}: one of sidecar (dev-sidecar), dapr (daprd), cluster")]
 pub struct UnknownRuntime(String);
 
 impl FromStr for Runtime {
@@ -44,6 +50,7 @@ impl FromStr for Runtime {
         match text {
             "sidecar" | "dev-sidecar" => Ok(Self::DevSidecar),
             "dapr" | "daprd" => Ok(Self::Daprd),
+            "cluster" => Ok(Self::Cluster),
             other => Err(UnknownRuntime(other.to_owned())),
         }
     }

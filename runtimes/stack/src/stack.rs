@@ -15,6 +15,7 @@ use tonic::transport::Channel;
 
 use crate::{
     clients::StackClients,
+    cluster::Deployment,
     dev_sidecar,
     error::StackError,
     plan::{Apps, Database, Plan, StackOptions, Tokens},
@@ -37,6 +38,8 @@ pub struct DeadLetter {
 enum Sidecars {
     DevSidecar(Proc),
     Daprd(Box<RealRuntime>),
+    /// The cluster's, reached through the deployment's port-forwards.
+    Cluster(Box<Deployment>),
 }
 
 /// The system, running.
@@ -65,41 +68,59 @@ impl Plan {
     /// Starts everything the plan names and waits until every app is
     /// subscribed through its sidecar.
     pub async fn start(self) -> Result<Stack, StackError> {
-        let database = match &self.options.database {
+        match self.options.runtime {
+            Runtime::Cluster => Stack::deployed(self).await,
+            Runtime::DevSidecar | Runtime::Daprd => Stack::launched(self).await,
+        }
+    }
+}
+
+impl Stack {
+    /// Starts every process of `plan`'s stack on this machine.
+    async fn launched(plan: Plan) -> Result<Self, StackError> {
+        let database = match &plan.options.database {
             Database::None => None,
             Database::ThrowAway => Some(TestDatabase::create().await),
             Database::Local { port } => Some(todo_testing::postgres::local_server(*port).await),
             Database::Url(url) => Some(TestDatabase::existing(url)),
         };
-        let tokens = self.options.tokens.clone();
-        let jaeger = if self.options.jaeger {
+        let tokens = plan.options.tokens.clone();
+        let jaeger = if plan.options.jaeger {
             let installed = real_runtime::Installed::locate().map_err(real_runtime::RuntimeError::from)?;
-            Some(Jaeger::start(&installed, self.infra.jaeger, self.output("jaeger", 2)).await?)
+            Some(Jaeger::start(&installed, plan.infra.jaeger, plan.output("jaeger", 2)).await?)
         } else {
             None
         };
         let otlp = jaeger.as_ref().map(Jaeger::otlp_endpoint);
-        let sidecars = match self.options.runtime {
-            Runtime::DevSidecar => Sidecars::DevSidecar(dev_sidecar::start(&self, &tokens, otlp.as_deref()).await?),
-            Runtime::Daprd => Sidecars::Daprd(Box::new(RealRuntime::start(&self, otlp.clone()).await?)),
+        let sidecars = match plan.options.runtime {
+            Runtime::DevSidecar => Sidecars::DevSidecar(dev_sidecar::start(&plan, &tokens, otlp.as_deref()).await?),
+            Runtime::Daprd => Sidecars::Daprd(Box::new(RealRuntime::start(&plan, otlp.clone()).await?)),
+            Runtime::Cluster => {
+                return Err(StackError::NotOnThisRuntime {
+                    what: "a process to launch".into(),
+                    runtime: Runtime::Cluster,
+                });
+            }
         };
-        let jwt_secret = self
+        let jwt_secret = plan
             .apps
             .iter()
             .find_map(|app| app.env.get("JWT_SECRET").cloned())
             .unwrap_or_else(|| todo_core::auth::jwt::DEV_SECRET.to_owned());
-        let mut stack = Stack {
-            runtime: self.options.runtime,
+        let mut stack = Self {
+            runtime: plan.options.runtime,
             clients: StackClients {
-                ports: self.apps.iter().map(|app| (app.instance.clone(), app.ports)).collect(),
+                ports: plan.apps.iter().map(|app| (app.instance.clone(), app.ports)).collect(),
                 jwt_secret,
+                app_token: tokens.app.clone(),
+                user_suffix: String::new(),
             },
             database,
             tokens,
-            apps: self.apps.iter().map(|_| None).collect(),
+            apps: plan.apps.iter().map(|_| None).collect(),
             sidecars,
             jaeger,
-            plan: self,
+            plan,
         };
         for index in 0..stack.plan.apps.len() {
             stack.start_app_process(index, otlp.as_deref())?;
@@ -110,9 +131,34 @@ impl Plan {
         stack.wait_until_ready().await?;
         Ok(stack)
     }
-}
 
-impl Stack {
+    /// The system deployed on the cluster kubectl points at, reached
+    /// through port-forwards; ready when every sidecar holds its app's
+    /// subscriptions. Its users are this stack's own (`alice` becomes
+    /// `alice-<run>`), as the deployment outlives the stack and keeps every
+    /// earlier run's data.
+    async fn deployed(plan: Plan) -> Result<Self, StackError> {
+        let deployment = Deployment::connect(&plan).await?;
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        let stack = Self {
+            runtime: Runtime::Cluster,
+            clients: StackClients {
+                ports: deployment.ports.clone(),
+                jwt_secret: deployment.jwt_secret.clone(),
+                app_token: deployment.tokens.app.clone(),
+                user_suffix: format!("-{}", &run[..12]),
+            },
+            database: None,
+            tokens: deployment.tokens.clone(),
+            apps: plan.apps.iter().map(|_| None).collect(),
+            sidecars: Sidecars::Cluster(Box::new(deployment)),
+            jaeger: None,
+            plan,
+        };
+        stack.wait_until_ready().await?;
+        Ok(stack)
+    }
+
     /// The environment of app instance `index`, later wins: the run file's,
     /// quiet logs in log files, the plan's extra variables, the database,
     /// span export, the tokens, then what daprd gives every app.
@@ -293,6 +339,7 @@ impl Stack {
                 }
                 Ok(())
             }
+            Sidecars::Cluster(_) => Err(self.not_here("a sidecar process")),
         }
     }
 
@@ -304,6 +351,7 @@ impl Stack {
                 .daprd(index)
                 .map(|daprd| &daprd.proc)
                 .ok_or_else(|| StackError::UnknownApp(instance.to_owned())),
+            Sidecars::Cluster(_) => Err(self.not_here("a sidecar process")),
         }
     }
 
@@ -368,10 +416,7 @@ impl Stack {
     pub async fn crash_scheduler(&mut self, down_for: Duration) -> Result<(), StackError> {
         match &mut self.sidecars {
             Sidecars::Daprd(real) => Ok(real.scheduler.crash_and_restart(down_for).await?),
-            Sidecars::DevSidecar(_) => Err(StackError::NotOnThisRuntime {
-                what: "the Dapr Scheduler".into(),
-                runtime: self.runtime,
-            }),
+            Sidecars::DevSidecar(_) | Sidecars::Cluster(_) => Err(self.not_here("the Dapr Scheduler process")),
         }
     }
 
@@ -398,6 +443,11 @@ impl Stack {
     /// PostgreSQL when the stack owns the server.
     pub fn faults(&self) -> Vec<String> {
         let mut faults = Vec::new();
+        if self.runtime == Runtime::Cluster {
+            // Faults in the cluster are Kubernetes' own (rollouts, deleted
+            // pods): scripts/cluster-rollouts.py.
+            return faults;
+        }
         let instances: Vec<&str> = self.plan.apps.iter().map(|app| app.instance.as_str()).collect();
         for instance in instances.iter().skip(1).chain(&instances[..1.min(instances.len())]) {
             faults.push((*instance).to_owned());
@@ -408,6 +458,7 @@ impl Stack {
         match self.runtime {
             Runtime::DevSidecar => faults.push("dev-sidecar".into()),
             Runtime::Daprd => faults.extend(["kafka".to_owned(), "scheduler".to_owned()]),
+            Runtime::Cluster => {}
         }
         if self.database.as_ref().is_some_and(TestDatabase::owns_server) {
             faults.push("postgresql".into());
@@ -439,14 +490,14 @@ impl Stack {
     pub fn kafka(&self) -> Option<&Kafka> {
         match &self.sidecars {
             Sidecars::Daprd(real) => Some(&real.kafka),
-            Sidecars::DevSidecar(_) => None,
+            Sidecars::DevSidecar(_) | Sidecars::Cluster(_) => None,
         }
     }
 
     fn kafka_mut(&mut self) -> Option<&mut Kafka> {
         match &mut self.sidecars {
             Sidecars::Daprd(real) => Some(&mut real.kafka),
-            Sidecars::DevSidecar(_) => None,
+            Sidecars::DevSidecar(_) | Sidecars::Cluster(_) => None,
         }
     }
 
@@ -454,15 +505,48 @@ impl Stack {
         self.jaeger.as_ref()
     }
 
+    /// GET on the query API of the Jaeger the stack exports to (its own,
+    /// or the cluster's), e.g. `/api/services` or `/api/traces/<id>`.
+    pub async fn traces(&self, path_and_query: &str) -> Result<serde_json::Value, StackError> {
+        let port = match (&self.jaeger, &self.sidecars) {
+            (Some(jaeger), _) => jaeger.ports.query_http,
+            (None, Sidecars::Cluster(deployment)) => deployment.jaeger_query,
+            (None, _) => return Err(self.not_here("Jaeger (StackOptions::jaeger)")),
+        };
+        Ok(real_runtime::jaeger::query(port, path_and_query).await?)
+    }
+
+    /// How many instances of app `app_id` run (a Deployment's ready pods on
+    /// the cluster): task-api's each consume task-events in a group of their
+    /// own, for WatchTasks.
+    pub async fn instances(&self, app_id: &str) -> Result<usize, StackError> {
+        match &self.sidecars {
+            Sidecars::Cluster(deployment) => deployment.ready_replicas(app_id).await,
+            Sidecars::DevSidecar(_) | Sidecars::Daprd(_) => {
+                Ok(self.plan.apps.iter().filter(|app| app.app_id == app_id).count())
+            }
+        }
+    }
+
+    /// The token the sidecars require from a caller of the Dapr API, when
+    /// the stack has one.
+    pub fn api_token(&self) -> Option<String> {
+        self.tokens.api.clone()
+    }
+
+    fn not_here(&self, what: &str) -> StackError {
+        StackError::NotOnThisRuntime {
+            what: what.into(),
+            runtime: self.runtime,
+        }
+    }
+
     /// GET on dev-sidecar's inspection surface (topics, lag, dead letters,
     /// jobs, subscriptions).
     pub async fn sidecar_admin(&self, path_and_query: &str) -> Result<serde_json::Value, StackError> {
         match self.runtime {
             Runtime::DevSidecar => dev_sidecar::admin_get(self.plan.infra.admin, path_and_query).await,
-            Runtime::Daprd => Err(StackError::NotOnThisRuntime {
-                what: "dev-sidecar's inspection surface".into(),
-                runtime: self.runtime,
-            }),
+            Runtime::Daprd | Runtime::Cluster => Err(self.not_here("dev-sidecar's inspection surface")),
         }
     }
 
@@ -500,6 +584,7 @@ impl Stack {
                     })
                     .collect())
             }
+            Sidecars::Cluster(deployment) => deployment.dead_letters(topic).await,
         }
     }
 
@@ -514,6 +599,7 @@ impl Stack {
         match &self.sidecars {
             Sidecars::DevSidecar(_) => self.sidecar_admin("/lag").await,
             Sidecars::Daprd(real) => Ok(real.kafka.lag()?),
+            Sidecars::Cluster(_) => Err(self.not_here("consumer lag (kubectl exec into kafka-0)")),
         }
     }
 
@@ -546,6 +632,7 @@ impl Stack {
                 procs.push(&real.scheduler.proc);
                 procs
             }
+            Sidecars::Cluster(_) => Vec::new(),
         }
     }
 
@@ -587,6 +674,7 @@ impl Stack {
                 procs.push(&mut real.kafka.proc);
                 procs.push(&mut real.scheduler.proc);
             }
+            Sidecars::Cluster(_) => {}
         }
         if let Some(jaeger) = &mut self.jaeger {
             procs.push(&mut jaeger.proc);
@@ -626,6 +714,7 @@ impl Stack {
                 real.scheduler.proc.stop(Duration::from_secs(10)).await;
                 real.kafka.proc.stop(Duration::from_secs(20)).await;
             }
+            Sidecars::Cluster(deployment) => deployment.stop().await,
         }
         if let Some(jaeger) = &mut self.jaeger {
             jaeger.proc.stop(Duration::from_secs(10)).await;

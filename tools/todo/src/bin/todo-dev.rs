@@ -110,6 +110,9 @@ fn print_tool(command: &str, bootstrap: &str, args: &[String]) -> anyhow::Result
 async fn run(up: Up) -> anyhow::Result<()> {
     let started = Instant::now();
     let runtime = up.runtime;
+    if runtime == Runtime::Cluster {
+        anyhow::bail!("the cluster runs the system itself: `just deploy local` (or `just deploy` onto Minikube)");
+    }
     let root = repo_dir();
     let mut env = Vec::new();
     // A secret in the environment wins over the run file's development one,
@@ -179,6 +182,7 @@ fn banner(stack: &Stack, started: Instant) {
                 "Jaeger", infra.jaeger.otlp_grpc, infra.jaeger.query_http
             ));
         }
+        Runtime::Cluster => {}
     }
     if let Some(database) = &stack.database {
         lines.push(format!("  {:<22} {}", "PostgreSQL", database.url));
