@@ -9,8 +9,8 @@ set -euo pipefail
 seconds="${1:-60}"
 cd "$(dirname "$0")/.."
 if ! cargo fuzz --version >/dev/null 2>&1; then
-    echo "installing cargo-fuzz (once)" >&2
-    cargo install cargo-fuzz --locked --quiet
+    echo "installing cargo-fuzz (once; unoptimised, it only drives the build)" >&2
+    CARGO_PROFILE_DEV_DEBUG=0 cargo install cargo-fuzz --locked --quiet --debug
 fi
 targets=$(cargo fuzz list --fuzz-dir fuzz)
 cargo fuzz build --fuzz-dir fuzz --dev --sanitizer none
