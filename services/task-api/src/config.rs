@@ -17,8 +17,9 @@ pub struct Config {
     pub dapr: DaprConfig,
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
-    /// `OUTBOX_BATCH_SIZE` (default 500), `OUTBOX_POLL_MS` (default 250),
-    /// `OUTBOX_MAX_BACKOFF_MS` (default 5000).
+    /// `OUTBOX_BATCH_SIZE` (default 500), `OUTBOX_ROWS_PER_USER` (default
+    /// 4), `OUTBOX_POLL_MS` (default 250), `OUTBOX_MAX_BACKOFF_MS` (default
+    /// 5000).
     pub relay: RelayConfig,
     /// `WATCH_PUBSUB_NAME` (default: `PUBSUB_NAME`): the component through
     /// which this replica receives `task-events` for WatchTasks. With several
@@ -30,14 +31,8 @@ pub struct Config {
 impl Config {
     pub fn from_env(env: &dyn Source) -> Result<Self, ConfigError> {
         let defaults = RelayConfig::default();
-        let batch_size: i64 = with_default(env, "OUTBOX_BATCH_SIZE", defaults.batch_size)?;
-        if !(1..=10_000).contains(&batch_size) {
-            return Err(ConfigError::Invalid {
-                name: "OUTBOX_BATCH_SIZE",
-                value: batch_size.to_string(),
-                reason: "must be between 1 and 10000".into(),
-            });
-        }
+        let batch_size = within(env, "OUTBOX_BATCH_SIZE", defaults.batch_size, 10_000)?;
+        let rows_per_user = within(env, "OUTBOX_ROWS_PER_USER", defaults.rows_per_user, 100)?;
         let dapr = DaprConfig::from_env(env)?;
         Ok(Self {
             server: ServerConfig::from_env(env, DEFAULT_PORT)?,
@@ -47,10 +42,24 @@ impl Config {
             auth: AuthConfig::from_env(env)?,
             relay: RelayConfig {
                 batch_size,
+                rows_per_user,
                 poll_interval: millis(env, "OUTBOX_POLL_MS", defaults.poll_interval)?,
                 max_backoff: millis(env, "OUTBOX_MAX_BACKOFF_MS", defaults.max_backoff)?.max(Duration::from_millis(1)),
                 ..defaults
             },
         })
     }
+}
+
+/// `name`, between 1 and `max`.
+fn within(env: &dyn Source, name: &'static str, default: i64, max: i64) -> Result<i64, ConfigError> {
+    let value: i64 = with_default(env, name, default)?;
+    if !(1..=max).contains(&value) {
+        return Err(ConfigError::Invalid {
+            name,
+            value: value.to_string(),
+            reason: format!("must be between 1 and {max}"),
+        });
+    }
+    Ok(value)
 }

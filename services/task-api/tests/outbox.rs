@@ -103,6 +103,41 @@ async fn a_bulk_publish_that_fails_in_part_keeps_each_users_order() {
     app.stop().await;
 }
 
+/// A busy user's backlog does not hold a quiet user's change back: each
+/// relay round takes every pending user's oldest rows, at most a few of any
+/// one user's, so the quiet user's event goes out in the first call.
+/// (Rounds in commit order put it after the busy user's whole backlog.)
+#[tokio::test]
+async fn a_busy_users_backlog_does_not_hold_back_another_users_change() {
+    let app = TestApp::spawn_with_batch_size(10).await;
+    app.sidecar.set_available(false);
+    let mut busy = app.client("busy").await;
+    let mut quiet = app.client("quiet").await;
+    let mut expected_busy = Vec::new();
+    for n in 0..30 {
+        expected_busy.push(create(&mut busy, new_task(&format!("b{n}"))).await.id);
+    }
+    let quiet_task = create(&mut quiet, new_task("mine")).await;
+    app.sidecar.set_available(true);
+    let events = app.wait_for_events(31).await;
+    let position = events
+        .iter()
+        .position(|e| e.user_id == "quiet")
+        .expect("the quiet user's event");
+    assert_eq!(events[position].task.as_ref().unwrap().id, quiet_task.id);
+    assert!(position < 2, "published in the first call, not after {position} others");
+    let busy_order: Vec<String> = events
+        .iter()
+        .filter(|e| e.user_id == "busy")
+        .map(|e| e.task.as_ref().unwrap().id.clone())
+        .collect();
+    assert_eq!(
+        busy_order, expected_busy,
+        "the busy user's events once each, in commit order"
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn older_runtimes_get_alpha1_or_unary_publishes() {
     for (bulk, method) in [

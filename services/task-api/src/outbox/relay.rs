@@ -26,8 +26,12 @@ const RELAY_LOCK_KEY: i64 = 0x746f_646f_6f75_7478;
 
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
-    /// Rows per publish call.
+    /// Rows per round: the most one round reads and publishes.
     pub batch_size: i64,
+    /// The most rows of one user a round takes. Each goes in a call of its
+    /// own after the previous one was accepted, so this bounds how many
+    /// round trips a busy user's backlog puts before anyone else's row.
+    pub rows_per_user: i64,
     /// How often to look for rows other replicas wrote.
     pub poll_interval: Duration,
     /// First and longest wait after a failed publish.
@@ -39,6 +43,7 @@ impl Default for RelayConfig {
     fn default() -> Self {
         Self {
             batch_size: 500,
+            rows_per_user: 4,
             poll_interval: Duration::from_millis(250),
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
@@ -150,8 +155,10 @@ impl Relay {
         }
     }
 
-    /// Publishes the oldest batch; returns how many rows were published
-    /// (database errors outside, publish errors inside).
+    /// Publishes the next round (see [`outbox::next_round`]: every user
+    /// with pending rows gets their oldest into it, none more than
+    /// `rows_per_user`); returns how many rows were published (database
+    /// errors outside, publish errors inside).
     ///
     /// A bulk publish can fail part way in any pattern: on Kafka, the
     /// first entries of a partition can fail while later ones are accepted
@@ -162,7 +169,7 @@ impl Relay {
     /// attempt — a row is published only once every earlier row of its
     /// user is, which keeps per-user commit order.
     async fn publish_once(&self, conn: &mut PgConnection) -> sqlx::Result<Result<usize, PublishError>> {
-        let rows = outbox::oldest(conn, self.config.batch_size).await?;
+        let rows = outbox::next_round(conn, self.config.batch_size, self.config.rows_per_user).await?;
         if rows.is_empty() {
             return Ok(Ok(0));
         }
@@ -206,15 +213,22 @@ impl Relay {
     }
 }
 
-/// Splits `rows` (in commit order) into publish calls that can each fail
-/// in part without breaking per-user order: every call has one topic and at
-/// most one row per partition key, and a key's rows are in successive
-/// calls in commit order. Rows of one topic stay together in commit order
-/// (the outbox holds one topic today); wave k of a topic holds each key's
-/// k-th row, so many users' rows still travel together.
+/// Splits `rows` (each key's in commit order) into publish calls that can
+/// each fail in part without breaking per-user order: every call has one
+/// topic and at most one row per partition key, and a key's rows are in
+/// successive calls in commit order. Wave k of a topic holds each key's
+/// k-th row, so many users' rows still travel together (the outbox holds
+/// one topic today).
 fn waves(rows: &[OutboxRow]) -> Vec<Vec<&OutboxRow>> {
+    let mut by_topic: Vec<Vec<&OutboxRow>> = Vec::new();
+    for row in rows {
+        match by_topic.iter_mut().find(|same| same[0].topic == row.topic) {
+            Some(same) => same.push(row),
+            None => by_topic.push(vec![row]),
+        }
+    }
     let mut calls = Vec::new();
-    for topic in rows.chunk_by(|a, b| a.topic == b.topic) {
+    for topic in by_topic {
         let mut seen = std::collections::HashMap::<&str, usize>::new();
         let mut topic_waves: Vec<Vec<&OutboxRow>> = Vec::new();
         for row in topic {
@@ -300,6 +314,18 @@ mod tests {
     #[test]
     fn a_call_never_mixes_topics() {
         let rows = [row(1, "a", "ann"), row(2, "b", "ann"), row(3, "a", "ben")];
-        assert_eq!(ids(&waves(&rows)), vec![vec![1], vec![2], vec![3]]);
+        assert_eq!(ids(&waves(&rows)), vec![vec![1, 3], vec![2]]);
+    }
+
+    #[test]
+    fn a_round_in_fair_order_keeps_each_users_commit_order() {
+        // As next_round returns them: every key's first row, then seconds.
+        let rows = [
+            row(1, "t", "ann"),
+            row(9, "t", "ben"),
+            row(2, "t", "ann"),
+            row(3, "t", "ann"),
+        ];
+        assert_eq!(ids(&waves(&rows)), vec![vec![1, 9], vec![2], vec![3]]);
     }
 }

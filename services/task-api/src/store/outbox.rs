@@ -64,13 +64,25 @@ pub async fn insert(conn: &mut PgConnection, row: &NewRow) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// The oldest `limit` rows, in insertion order.
-pub async fn oldest(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<OutboxRow>> {
+/// The next round of rows to publish: up to `limit` rows, at most
+/// `per_key` of any one partition key (its oldest), every key's first row
+/// before any key's second, and in commit order within a key. One user's
+/// backlog thus takes a bounded share of a round, and a row of a user with
+/// nothing else pending goes out in the next round's first call.
+pub async fn next_round(conn: &mut PgConnection, limit: i64, per_key: i64) -> sqlx::Result<Vec<OutboxRow>> {
+    // Ranked on the (partition_key, id) index alone; payloads are read
+    // only for the rows taken.
     sqlx::query_as(
-        "SELECT id, event_id, topic, event_type, partition_key, payload, traceparent \
-         FROM outbox ORDER BY id LIMIT $1",
+        "SELECT o.id, o.event_id, o.topic, o.event_type, o.partition_key, o.payload, o.traceparent \
+         FROM outbox o \
+         JOIN (SELECT id, row_number() OVER (PARTITION BY partition_key ORDER BY id) AS nth FROM outbox) ranked \
+           USING (id) \
+         WHERE ranked.nth <= $2 \
+         ORDER BY ranked.nth, o.id \
+         LIMIT $1",
     )
     .bind(limit)
+    .bind(per_key)
     .fetch_all(conn)
     .await
 }

@@ -58,6 +58,15 @@ impl TestApp {
     /// Another task-api process (a replica, or the same one restarted) on
     /// an existing database, with its own sidecar.
     pub async fn spawn_on(database: TestDatabase, bulk: ApiLevel) -> Self {
+        Self::spawn_relaying(database, bulk, RelayConfig::default().batch_size).await
+    }
+
+    /// With relay rounds of at most `batch_size` rows.
+    pub async fn spawn_with_batch_size(batch_size: i64) -> Self {
+        Self::spawn_relaying(TestDatabase::create().await, ApiLevel::Stable, batch_size).await
+    }
+
+    async fn spawn_relaying(database: TestDatabase, bulk: ApiLevel, batch_size: i64) -> Self {
         todo_testing::init_tracing();
         let sidecar = FakeSidecar::start(bulk).await;
         let config = Config {
@@ -74,6 +83,7 @@ impl TestApp {
             auth: auth_config(JWT_SECRET),
             watch_pubsub_name: "pubsub".into(),
             relay: RelayConfig {
+                batch_size,
                 poll_interval: Duration::from_millis(50),
                 min_backoff: Duration::from_millis(20),
                 max_backoff: Duration::from_millis(200),
