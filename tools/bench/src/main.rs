@@ -8,6 +8,8 @@
 //!   publishing to, and subscribing through, the same runtime.
 //! - [`stack`]: the whole system: CreateTask latency and throughput, commit →
 //!   audit record latency, memory of each process.
+//! - [`users`]: the system as one user sees it: their changes on their own
+//!   WatchTasks stream while another user bursts, and one user's rate.
 //! - [`cpu`]: which processes the machine's CPU went to during a phase.
 //! - [`limits`]: PostgreSQL alone (pgbench) and Kafka alone (a Rust client).
 //! - [`report`]: percentiles, ratios, targets, the machine, the files.
@@ -17,6 +19,7 @@ mod limits;
 mod pubsub;
 mod report;
 mod stack;
+mod users;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -139,6 +142,10 @@ async fn runtime_sections(args: &Args, kind: RuntimeKind) -> anyhow::Result<Vec<
     println!("bench: the whole stack on {kind} ...");
     let stack = StackOptions::services(kind).start().await?;
     out.extend(stack::run(args, &stack).await?);
+    println!("bench: one quiet user beside a burst of another's on {kind} ...");
+    out.push(("noisy_neighbour".into(), users::noisy_neighbour(args, &stack).await?));
+    println!("bench: one user alone, as fast as answered, on {kind} ...");
+    out.push(("single_user".into(), users::single_user(args, &stack).await?));
     let mut rss = Map::new();
     for (name, pid) in stack.pids() {
         // Report keys as before: `daprd-<app>` for each app's sidecar.
