@@ -162,6 +162,13 @@ impl Report {
             at_least("ratios.real_vs_python_sdk", 5.0),
             at_most("ratios.real_end_to_end_p99_vs_daprd", 3.0),
             at_most("real.create_task_max.lag_drained_s", 5.0),
+            // Real time (issue 26): a busy user leaves a quiet one's sync
+            // within 3x of unloaded, and one user alone gets 250 changes/s
+            // end to end, on both runtimes.
+            at_most("noisy_neighbour.p99_vs_unloaded", 3.0),
+            at_most("real.noisy_neighbour.p99_vs_unloaded", 3.0),
+            at_least("single_user.rps", 250.0),
+            at_least("real.single_user.rps", 250.0),
         ];
         for service in todo_stack::plan::service_ids().unwrap_or_default() {
             checks.push(at_most(&format!("rss_mb.{service}"), 32.0));
