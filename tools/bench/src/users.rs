@@ -83,6 +83,15 @@ async fn watch(
     }))
 }
 
+/// Waits until `count` events are on the stream behind `arrivals`, or
+/// `timeout` (the phase then reports what arrived).
+async fn streamed(arrivals: &Mutex<Arrivals>, count: usize, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while arrivals.lock().unwrap().streamed.len() < count && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// `user` creates a task every 1/`rate` s until `stop`, recording commits.
 fn create_at_rate(
     stack: &Stack,
@@ -142,10 +151,7 @@ pub async fn noisy_neighbour(args: &Args, stack: &Stack) -> anyhow::Result<Value
     let committed_in = burst_from.elapsed();
     // Caught up: the burst's last event is on the noisy user's own stream
     // (the quiet user keeps going meanwhile, so lag is never quite zero).
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while noisy_arrivals.lock().unwrap().streamed.len() < burst.committed && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    streamed(&noisy_arrivals, burst.committed, Duration::from_secs(300)).await;
     let burst_until = Instant::now();
     // The last quiet changes' events, then stop.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -194,10 +200,7 @@ pub async fn single_user(args: &Args, stack: &Stack) -> anyhow::Result<Value> {
     let started = Instant::now();
     let burst = burst(stack, &user, changes, BURST_CLIENTS).await;
     let committed_in = started.elapsed();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while arrivals.lock().unwrap().streamed.len() < burst.committed && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    streamed(&arrivals, burst.committed, Duration::from_secs(120)).await;
     stop.cancel();
     let _ = watcher.await;
     let arrivals = arrivals.lock().unwrap();
