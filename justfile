@@ -127,7 +127,7 @@ lag admin="50100":
         target/debug/todo-dev lag
     fi
 
-# Benchmark the real binaries (release build) beside the machine's limits: `just bench [quick] [sidecar|dapr]` (dapr: the real runtime too); writes target/bench/report.json.
+# Benchmark the real binaries (release build) beside the machine's limits: `just bench [quick] [sidecar|dapr|real] [--only=rates,...]` (dapr: the real runtime too; real: only it); writes target/bench/report.json.
 bench *args:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -138,7 +138,9 @@ bench *args:
             full) ;;
             sidecar) flags+=(--runtime sidecar) ;;
             dapr) flags+=(--runtime dapr); runtimes/real/install.sh >/dev/null ;;
-            *) echo "usage: just bench [quick] [sidecar|dapr]" >&2; exit 2 ;;
+            real) flags+=(--runtime real); runtimes/real/install.sh >/dev/null ;;
+            --only=*) flags+=("$arg") ;;
+            *) echo "usage: just bench [quick] [sidecar|dapr|real] [--only=pubsub,baseline,stack,rates,users]" >&2; exit 2 ;;
         esac
     done
     peers=$(scripts/python-peers.sh)

@@ -7,6 +7,8 @@
 //   lag <bootstrap>
 //       committed offset, end offset and lag per consumer group, topic and
 //       partition, as JSON
+//   lag-every <bootstrap> <millis>
+//       the same, one line every <millis> until stdout is closed
 //   groups <bootstrap>
 //       each consumer group's state, members and assigned partitions, as JSON
 //   dead-letters <bootstrap> [limit]
@@ -44,6 +46,7 @@ public class KafkaTool {
             switch (args[0]) {
                 case "topics" -> createTopics(admin, Arrays.copyOfRange(args, 2, args.length));
                 case "lag" -> System.out.println(lag(admin));
+                case "lag-every" -> lagEvery(admin, Long.parseLong(args[2]));
                 case "groups" -> System.out.println(groups(admin));
                 case "replay" -> System.out.println(replay(args[1], args[2],
                         Set.of(Arrays.copyOfRange(args, 3, args.length))));
@@ -110,6 +113,16 @@ public class KafkaTool {
             out.append("],\"lag\":").append(groupLag).append('}');
         }
         return out.append("],\"total\":").append(total).append('}').toString();
+    }
+
+    // One admin client for a whole phase: a JVM per sample would itself take
+    // a core. Stops when the reader hangs up.
+    static void lagEvery(Admin admin, long millis) throws Exception {
+        while (!System.out.checkError()) {
+            System.out.println(lag(admin));
+            System.out.flush();
+            Thread.sleep(millis);
+        }
     }
 
     static String groups(Admin admin) throws Exception {

@@ -165,6 +165,12 @@ impl Kafka {
         parse_answer("KafkaTool lag", &text)
     }
 
+    /// Lag as [`Kafka::lag`] every `every`, sampled by one long-lived
+    /// KafkaTool until the [`LagWatch`] is dropped.
+    pub fn lag_every(&self, every: Duration) -> Result<LagWatch, RuntimeError> {
+        LagWatch::start(&self.class_path, &self.bootstrap(), every)
+    }
+
     /// Waits until every one of `groups` has joined and been given its partitions.
     pub async fn wait_until_consuming(&self, groups: &[String], timeout: Duration) -> Result<(), RuntimeError> {
         wait_until_consuming(&self.class_path, &self.bootstrap(), groups, timeout).await
@@ -189,6 +195,51 @@ impl Kafka {
     pub fn dead_letters(&self) -> Result<serde_json::Value, RuntimeError> {
         let text = self.tool("dead-letters", &["1000".to_owned()])?;
         parse_answer("KafkaTool dead-letters", &text)
+    }
+}
+
+/// The lag samples of one KafkaTool `lag-every`, newest last.
+pub struct LagWatch {
+    child: std::process::Child,
+    samples: std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, serde_json::Value)>>>,
+}
+
+impl LagWatch {
+    fn start(class_path: &str, bootstrap: &str, every: Duration) -> Result<Self, RuntimeError> {
+        use std::io::BufRead;
+        let mut child = kafka_tool_command(class_path, "lag-every", bootstrap)
+            .arg(every.as_millis().to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|source| RuntimeError::Run {
+                program: "java".into(),
+                source,
+            })?;
+        let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let sink = samples.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if let Ok(lag) = serde_json::from_str(&line) {
+                    sink.lock().unwrap().push((std::time::Instant::now(), lag));
+                }
+            }
+        });
+        Ok(Self { child, samples })
+    }
+
+    /// Every sample so far, with when it was read.
+    pub fn samples(&self) -> Vec<(std::time::Instant, serde_json::Value)> {
+        self.samples.lock().unwrap().clone()
+    }
+}
+
+impl Drop for LagWatch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -245,17 +296,7 @@ async fn wait_until_consuming(
 
 /// Runs KafkaTool with `class_path` (libs and the compiled tool).
 pub fn kafka_tool(class_path: &str, command: &str, bootstrap: &str, args: &[String]) -> Result<String, RuntimeError> {
-    let output = Command::new("java")
-        .args([
-            "-Xmx128m",
-            "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",
-            "-cp",
-            class_path,
-            "KafkaTool",
-            command,
-            bootstrap,
-        ])
+    let output = kafka_tool_command(class_path, command, bootstrap)
         .args(args)
         .output()
         .map_err(|source| RuntimeError::Run {
@@ -269,6 +310,22 @@ pub fn kafka_tool(class_path: &str, command: &str, bootstrap: &str, args: &[Stri
         });
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// `java ... KafkaTool <command> <bootstrap>`, a small client JVM.
+fn kafka_tool_command(class_path: &str, command: &str, bootstrap: &str) -> Command {
+    let mut java = Command::new("java");
+    java.args([
+        "-Xmx128m",
+        "-XX:+UseSerialGC",
+        "-XX:TieredStopAtLevel=1",
+        "-cp",
+        class_path,
+        "KafkaTool",
+        command,
+        bootstrap,
+    ]);
+    java
 }
 
 fn server_properties(data: &Path, options: &KafkaOptions) -> String {

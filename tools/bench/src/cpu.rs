@@ -54,15 +54,22 @@ impl CpuSnapshot {
     /// Processes that ended in between are not counted.
     pub fn since(&self, earlier: &CpuSnapshot, units: usize) -> Value {
         let mut by_name: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut load_generator = 0;
         for (key, (name, ticks)) in &self.processes {
             let before = earlier.processes.get(key).map_or(0, |(_, ticks)| *ticks);
-            *by_name.entry(name.as_str()).or_default() += ticks.saturating_sub(before);
+            let used = ticks.saturating_sub(before);
+            *by_name.entry(name.as_str()).or_default() += used;
+            if key.0 == std::process::id() {
+                load_generator += used;
+            }
         }
-        cpu_section(&by_name, self.at - earlier.at, units)
+        cpu_section(&by_name, load_generator, self.at - earlier.at, units)
     }
 }
 
-fn cpu_section(by_name: &BTreeMap<&str, u64>, elapsed: Duration, units: usize) -> Value {
+/// `load_generator`: the ticks of this benchmark's own process, which
+/// `system_ms_per_unit` leaves out (it is the users, not the system).
+fn cpu_section(by_name: &BTreeMap<&str, u64>, load_generator: u64, elapsed: Duration, units: usize) -> Value {
     let total: u64 = by_name.values().sum();
     let per_unit_ms = |ticks: u64| round(ticks as f64 / TICKS_PER_S * 1e3 / units.max(1) as f64);
     let mut processes = Map::new();
@@ -73,6 +80,7 @@ fn cpu_section(by_name: &BTreeMap<&str, u64>, elapsed: Duration, units: usize) -
     json!({
         "cores_busy": round(total as f64 / TICKS_PER_S / elapsed.as_secs_f64().max(1e-9)),
         "total_ms_per_unit": per_unit_ms(total),
+        "system_ms_per_unit": per_unit_ms(total.saturating_sub(load_generator)),
         "ms_per_unit": processes,
     })
 }
@@ -100,9 +108,11 @@ mod tests {
 
     #[test]
     fn sums_by_executable_per_unit_and_drops_the_idle_rest() {
-        let by_name = BTreeMap::from([("postgres", 300), ("task-api", 100), ("sshd", 2)]);
-        let section = cpu_section(&by_name, Duration::from_secs(2), 1000);
-        assert_eq!(section["cores_busy"], json!(2.01));
+        let by_name = BTreeMap::from([("postgres", 300), ("task-api", 100), ("sshd", 2), ("todo-bench", 100)]);
+        let section = cpu_section(&by_name, 100, Duration::from_secs(2), 1000);
+        assert_eq!(section["cores_busy"], json!(2.51));
+        assert_eq!(section["total_ms_per_unit"], json!(5.02));
+        assert_eq!(section["system_ms_per_unit"], json!(4.02));
         assert_eq!(section["ms_per_unit"]["postgres"], json!(3.0));
         assert_eq!(section["ms_per_unit"]["task-api"], json!(1.0));
         assert!(section["ms_per_unit"].get("sshd").is_none());

@@ -14,9 +14,12 @@
 //! - [`limits`]: PostgreSQL alone (pgbench) and Kafka alone (a Rust client).
 //! - [`report`]: percentiles, ratios, targets, the machine, the files.
 
+mod capacity;
 mod cpu;
 mod limits;
+mod open_loop;
 mod pubsub;
+mod rates;
 mod report;
 mod stack;
 mod users;
@@ -36,6 +39,8 @@ pub enum Runtimes {
     Sidecar,
     /// dev-sidecar, then the real runtime (the report's `real` section).
     Dapr,
+    /// The real runtime only (the `real` section and the limits).
+    Real,
 }
 
 /// Benchmark the local stack.
@@ -50,12 +55,35 @@ pub struct Args {
     /// Where report.json and report.txt go.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
+    /// Only these parts, for a quick look at one (the report then holds
+    /// only their keys): pubsub, baseline, stack, rates, users.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<Part>,
     /// Python interpreter with `dapr[grpc]` for the baseline (see scripts/python-peers.sh).
     #[arg(long, env = "TODO_PYTHON", default_value = "python3")]
     python: String,
 }
 
+/// The parts of a runtime's measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Part {
+    /// The runtime alone with a no-op app (and Kafka alone).
+    Pubsub,
+    /// The official Python Dapr SDK through the runtime.
+    Baseline,
+    /// The whole stack: CreateTask latency and rate, overload, capacity.
+    Stack,
+    /// What users see at the seeds' rates.
+    Rates,
+    /// One user beside another, and one user alone.
+    Users,
+}
+
 impl Args {
+    fn runs(&self, part: Part) -> bool {
+        self.only.is_empty() || self.only.contains(&part)
+    }
+
     fn scale(&self, full: usize, quick: usize) -> usize {
         if self.quick { quick } else { full }
     }
@@ -66,12 +94,13 @@ impl Args {
     }
 }
 
-/// The rate of the commit → audit phase, and of daprd's own latency.
+/// The rate of the overload commit → audit phase, and of daprd's own
+/// latency beside it.
 const END_TO_END_RATE: f64 = 1000.0;
-/// The same pair again at a rate the real stack sustains on two cores
-/// (about 450 CreateTask/s: docs/benchmarks.md), so that their ratio is
-/// latency, not queueing.
-const SUSTAINABLE_RATE: f64 = 250.0;
+/// The seeds' rates: the plans' throughput goal, and 250/s; both under
+/// what the real runtime sustains on two cores, so that latency is latency,
+/// not queueing. The system's phases and each runtime's no-op run at each.
+const SEED_RATES: [f64; 2] = [100.0, 250.0];
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
@@ -79,12 +108,14 @@ async fn main() -> anyhow::Result<()> {
     // Durable commits, as on a production server (tests run with fsync off).
     todo_testing::postgres::use_durable_commits();
     let mut report = Report::new(args.quick);
-    for (name, section) in runtime_sections(&args, RuntimeKind::DevSidecar).await? {
-        report.insert(&name, section);
+    if args.runtime != Runtimes::Real {
+        for (name, section) in runtime_sections(&args, RuntimeKind::DevSidecar).await? {
+            report.insert(&name, section);
+        }
     }
     println!("bench: PostgreSQL alone (pgbench) ...");
     report.limit("db", limits::db_tps(&args).await?);
-    if args.runtime == Runtimes::Dapr {
+    if args.runtime != Runtimes::Sidecar {
         let mut real = Map::new();
         for (name, section) in runtime_sections(&args, RuntimeKind::Daprd).await? {
             if let Some(limit) = name.strip_prefix("limit:") {
@@ -104,48 +135,34 @@ async fn main() -> anyhow::Result<()> {
 /// limits (`limit:daprd`, `limit:kafka`), measured on the same broker.
 async fn runtime_sections(args: &Args, kind: RuntimeKind) -> anyhow::Result<Vec<(String, Value)>> {
     let mut out = Vec::new();
-    println!("bench: {kind}, bulk ...");
-    let setup = pubsub::Setup::start(kind, true).await?;
-    out.push(("sidecar_pubsub".into(), setup.bulk(args).await?));
-    drop(setup);
-    println!("bench: {kind}, one event per call ...");
-    let setup = pubsub::Setup::start(kind, false).await?;
-    out.push((
-        "sidecar_pubsub_unary".into(),
-        setup.unary(args.scale(40_000, 8_000)).await?,
-    ));
-    if kind == RuntimeKind::Daprd {
-        println!("bench: {kind} with a no-op app at {END_TO_END_RATE}/s ...");
-        out.push((
-            "limit:daprd".into(),
-            setup.at_rate(END_TO_END_RATE, args.phase_seconds()).await?,
-        ));
-        println!("bench: {kind} with a no-op app at {SUSTAINABLE_RATE}/s ...");
-        out.push((
-            "limit:daprd_at_250".into(),
-            setup.at_rate(SUSTAINABLE_RATE, args.phase_seconds()).await?,
-        ));
-        println!("bench: Kafka alone ...");
-        let kafka = setup
-            .sidecars
-            .kafka()
-            .ok_or_else(|| anyhow::anyhow!("the real runtime has a broker"))?;
-        out.push(("limit:kafka".into(), limits::kafka(args, &kafka.bootstrap()).await?));
+    if args.runs(Part::Pubsub) {
+        out.extend(runtime_alone(args, kind).await?);
     }
-    drop(setup);
-    println!("bench: baseline (Python Dapr SDK through {kind}) ...");
-    let baseline = pubsub::python_baseline(args, kind).await.unwrap_or_else(|err| {
-        println!("  baseline skipped: {err}");
-        json!({"error": err.to_string()})
-    });
-    out.push(("baseline".into(), baseline));
+    if args.runs(Part::Baseline) {
+        println!("bench: baseline (Python Dapr SDK through {kind}) ...");
+        let baseline = pubsub::python_baseline(args, kind).await.unwrap_or_else(|err| {
+            println!("  baseline skipped: {err}");
+            json!({"error": err.to_string()})
+        });
+        out.push(("baseline".into(), baseline));
+    }
     println!("bench: the whole stack on {kind} ...");
     let stack = StackOptions::services(kind).start().await?;
-    out.extend(stack::run(args, &stack).await?);
-    println!("bench: one quiet user beside a burst of another's on {kind} ...");
-    out.push(("noisy_neighbour".into(), users::noisy_neighbour(args, &stack).await?));
-    println!("bench: one user alone, as fast as answered, on {kind} ...");
-    out.push(("single_user".into(), users::single_user(args, &stack).await?));
+    if args.runs(Part::Stack) {
+        out.extend(stack::run(args, &stack).await?);
+    }
+    if args.runs(Part::Rates) {
+        for rate in SEED_RATES {
+            println!("bench: what users see at {rate} changes/s on {kind} ...");
+            out.extend(rates::at_rate(&stack, rate, args.phase_seconds()).await?);
+        }
+    }
+    if args.runs(Part::Users) {
+        println!("bench: one quiet user beside a burst of another's on {kind} ...");
+        out.push(("noisy_neighbour".into(), users::noisy_neighbour(args, &stack).await?));
+        println!("bench: one user alone, as fast as answered, on {kind} ...");
+        out.push(("single_user".into(), users::single_user(args, &stack).await?));
+    }
     let mut rss = Map::new();
     for (name, pid) in stack.pids() {
         // Report keys as before: `daprd-<app>` for each app's sidecar.
@@ -164,6 +181,44 @@ async fn runtime_sections(args: &Args, kind: RuntimeKind) -> anyhow::Result<Vec<
         ));
     }
     stack.stop().await?;
+    Ok(out)
+}
+
+/// The runtime with a no-op app: bulk, one event per call, at fixed
+/// rates; on the real runtime also Kafka alone.
+async fn runtime_alone(args: &Args, kind: RuntimeKind) -> anyhow::Result<Vec<(String, Value)>> {
+    let mut out = Vec::new();
+    println!("bench: {kind}, bulk ...");
+    let setup = pubsub::Setup::start(kind, true).await?;
+    out.push(("sidecar_pubsub".into(), setup.bulk(args).await?));
+    drop(setup);
+    println!("bench: {kind}, one event per call ...");
+    let setup = pubsub::Setup::start(kind, false).await?;
+    out.push((
+        "sidecar_pubsub_unary".into(),
+        setup.unary(args.scale(40_000, 8_000)).await?,
+    ));
+    if kind == RuntimeKind::Daprd {
+        println!("bench: {kind} with a no-op app at {END_TO_END_RATE}/s ...");
+        out.push((
+            "limit:daprd".into(),
+            setup.at_rate(END_TO_END_RATE, args.phase_seconds()).await?,
+        ));
+        println!("bench: Kafka alone ...");
+        let kafka = setup
+            .sidecars
+            .kafka()
+            .ok_or_else(|| anyhow::anyhow!("the real runtime has a broker"))?;
+        out.push(("limit:kafka".into(), limits::kafka(args, &kafka.bootstrap()).await?));
+    }
+    for rate in SEED_RATES {
+        println!("bench: {kind} with a no-op app at {rate}/s ...");
+        let name = match kind {
+            RuntimeKind::Daprd => format!("limit:daprd_at_{rate}"),
+            _ => format!("sidecar_pubsub_at_{rate}"),
+        };
+        out.push((name, setup.at_rate(rate, args.phase_seconds()).await?));
+    }
     Ok(out)
 }
 

@@ -159,6 +159,7 @@ impl Setup {
             "seconds": round(elapsed.as_secs_f64()),
             "events_per_s": round(total as f64 / elapsed.as_secs_f64()),
             "p50_ms": round(percentile(&mut latencies, 50.0)),
+            "p95_ms": round(percentile(&mut latencies, 95.0)),
             "p99_ms": round(percentile(&mut latencies, 99.0)),
         })
     }

@@ -24,37 +24,56 @@ const QUIET_RATE: f64 = 5.0;
 const BURST_CHANGES: usize = 2_000;
 const BURST_CLIENTS: usize = 8;
 
-/// When each of one user's tasks was committed and when its event arrived
-/// on their stream, by task id.
+/// When each task was committed and when its `task.created` arrived on its
+/// user's stream, by task id; and when each recurring series' first task
+/// was completed and when the next occurrence arrived, by series id.
 #[derive(Default)]
-struct Arrivals {
-    committed: HashMap<String, Instant>,
-    streamed: HashMap<String, Instant>,
+pub struct Arrivals {
+    pub committed: HashMap<String, Instant>,
+    pub streamed: HashMap<String, Instant>,
+    pub completed: HashMap<String, Instant>,
+    pub next_streamed: HashMap<String, Instant>,
 }
 
 impl Arrivals {
     /// Commit → stream latencies of the tasks committed in `window`, in ms
     /// (an event can arrive before its CreateTask answer: 0 then), and how
     /// many of them never arrived.
-    fn latencies_ms(&self, window: std::ops::Range<Instant>) -> (Vec<f64>, usize) {
-        let mut latencies = Vec::new();
-        let mut missing = 0;
-        for (id, committed) in &self.committed {
-            if !window.contains(committed) {
-                continue;
-            }
-            match self.streamed.get(id) {
-                Some(streamed) => latencies.push(streamed.saturating_duration_since(*committed).as_secs_f64() * 1e3),
-                None => missing += 1,
-            }
-        }
-        (latencies, missing)
+    pub fn latencies_ms(&self, window: std::ops::Range<Instant>) -> (Vec<f64>, usize) {
+        between(&self.committed, &self.streamed, window)
+    }
+
+    /// Complete → next occurrence on the stream, for the completions in
+    /// `window`, and how many next occurrences never arrived.
+    pub fn next_occurrence_ms(&self, window: std::ops::Range<Instant>) -> (Vec<f64>, usize) {
+        between(&self.completed, &self.next_streamed, window)
     }
 }
 
+/// `to[id] - from[id]` in ms for each `from` in `window`, and how many have
+/// no `to`.
+fn between(
+    from: &HashMap<String, Instant>,
+    to: &HashMap<String, Instant>,
+    window: std::ops::Range<Instant>,
+) -> (Vec<f64>, usize) {
+    let mut latencies = Vec::new();
+    let mut missing = 0;
+    for (id, started) in from {
+        if !window.contains(started) {
+            continue;
+        }
+        match to.get(id) {
+            Some(arrived) => latencies.push(arrived.saturating_duration_since(*started).as_secs_f64() * 1e3),
+            None => missing += 1,
+        }
+    }
+    (latencies, missing)
+}
+
 /// Opens `user`'s WatchTasks stream and records each `task.created` on it
-/// until `stop`.
-async fn watch(
+/// (a recurring series' later occurrence also by its series) until `stop`.
+pub async fn watch(
     stack: &Stack,
     user: &str,
     arrivals: Arc<Mutex<Arrivals>>,
@@ -77,7 +96,11 @@ async fn watch(
             if event.event_type == "task.created"
                 && let Some(task) = event.task
             {
-                arrivals.lock().unwrap().streamed.insert(task.id, Instant::now());
+                let mut arrivals = arrivals.lock().unwrap();
+                if task.occurrence_number > 1 {
+                    arrivals.next_streamed.insert(task.series_id, Instant::now());
+                }
+                arrivals.streamed.insert(task.id, Instant::now());
             }
         }
     }))
@@ -85,7 +108,7 @@ async fn watch(
 
 /// Waits until `count` events are on the stream behind `arrivals`, or
 /// `timeout` (the phase then reports what arrived).
-async fn streamed(arrivals: &Mutex<Arrivals>, count: usize, timeout: Duration) {
+pub async fn streamed(arrivals: &Mutex<Arrivals>, count: usize, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while arrivals.lock().unwrap().streamed.len() < count && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
