@@ -7,7 +7,9 @@
 //!   no-op subscriber; and the baseline: the official Python Dapr SDK
 //!   publishing to, and subscribing through, the same runtime.
 //! - [`stack`]: the whole system: CreateTask latency and throughput, commit →
-//!   audit record latency, memory of each process.
+//!   audit record latency at overload, memory of each process.
+//! - [`capacity`]: the highest rate at which every consumer keeps up.
+//! - [`rates`]: what users see at the seeds' rates (100/s, 250/s).
 //! - [`users`]: the system as one user sees it: their changes on their own
 //!   WatchTasks stream while another user bursts, and one user's rate.
 //! - [`cpu`]: which processes the machine's CPU went to during a phase.
@@ -149,7 +151,20 @@ async fn runtime_sections(args: &Args, kind: RuntimeKind) -> anyhow::Result<Vec<
     println!("bench: the whole stack on {kind} ...");
     let stack = StackOptions::services(kind).start().await?;
     if args.runs(Part::Stack) {
-        out.extend(stack::run(args, &stack).await?);
+        let sections = stack::run(args, &stack).await?;
+        // The closed loop's rate bounds what the whole system carries.
+        let accepted_rps = sections
+            .iter()
+            .find(|(name, _)| name == "create_task_max")
+            .and_then(|(_, section)| section["rps"].as_f64())
+            .unwrap_or(1000.0);
+        out.extend(sections);
+        println!("bench: the highest rate every consumer keeps up with on {kind} ...");
+        let clients = stack::clients(&stack).await;
+        out.push((
+            "sustainable".into(),
+            capacity::sustainable(args, &stack, &clients, accepted_rps).await?,
+        ));
     }
     if args.runs(Part::Rates) {
         for rate in SEED_RATES {

@@ -1,8 +1,7 @@
 //! The whole system under load: CreateTask latency (open loop at 500/s),
 //! commit → audit record latency (open loop at 1,000/s), how fast task-api
-//! accepts (closed loop) and how fast the consumers catch up after it, the
-//! highest rate the whole system carries ([`capacity`]), and each service's
-//! memory.
+//! accepts (closed loop) and how fast the consumers catch up after it, and
+//! each service's memory.
 
 use std::{
     sync::{Arc, Mutex},
@@ -18,7 +17,7 @@ use todo_core::{
 use todo_stack::{Authed, Stack};
 
 use crate::{
-    Args, END_TO_END_RATE, capacity,
+    Args, END_TO_END_RATE,
     cpu::CpuSnapshot,
     open_loop::{self, Phase},
     report::{percentile, round},
@@ -41,13 +40,19 @@ fn user(n: usize) -> String {
     format!("bench-user-{}", n % USERS)
 }
 
-/// The phases, on a stack that is up (either runtime's); the memory of its
-/// processes is read after them.
-pub async fn run(args: &Args, stack: &Stack) -> anyhow::Result<Vec<(String, Value)>> {
+/// The clients of the stack's phases: one per user.
+pub async fn clients(stack: &Stack) -> Vec<Client> {
     let mut clients = Vec::new();
     for n in 0..USERS {
         clients.push(stack.tasks(&user(n)).await);
     }
+    clients
+}
+
+/// The phases, on a stack that is up (either runtime's); the memory of its
+/// processes is read after them.
+pub async fn run(args: &Args, stack: &Stack) -> anyhow::Result<Vec<(String, Value)>> {
+    let clients = clients(stack).await;
     let mut out = Vec::new();
 
     // CreateTask latency at 500 requests/s, whatever the answers do.
@@ -117,23 +122,7 @@ pub async fn run(args: &Args, stack: &Stack) -> anyhow::Result<Vec<(String, Valu
         }),
     ));
 
-    println!("bench: the highest rate every consumer keeps up with ...");
-    let accepted_rps = closed_rps(&out);
-    out.push((
-        "sustainable".into(),
-        capacity::sustainable(args, stack, &clients, accepted_rps).await?,
-    ));
-
     Ok(out)
-}
-
-/// The closed loop's rate, which bounds what the system carries.
-fn closed_rps(sections: &[(String, Value)]) -> f64 {
-    sections
-        .iter()
-        .find(|(name, _)| name == "create_task_max")
-        .and_then(|(_, section)| section["rps"].as_f64())
-        .unwrap_or(1000.0)
 }
 
 /// Commit → audit record latency of CreateTask sent at `rate` for
