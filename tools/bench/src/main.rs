@@ -150,6 +150,8 @@ async fn runtime_sections(args: &Args, kind: RuntimeKind) -> anyhow::Result<Vec<
     }
     println!("bench: the whole stack on {kind} ...");
     let stack = StackOptions::services(kind).start().await?;
+    println!("bench: the stack idle on {kind} ...");
+    out.push(("idle".into(), idle(&stack).await?));
     if args.runs(Part::Stack) {
         let sections = stack::run(args, &stack).await?;
         // The closed loop's rate bounds what the whole system carries.
@@ -235,6 +237,20 @@ async fn runtime_alone(args: &Args, kind: RuntimeKind) -> anyhow::Result<Vec<(St
         out.push((name, setup.at_rate(rate, args.phase_seconds()).await?));
     }
     Ok(out)
+}
+
+/// What the stack costs doing nothing, just started (its consumers
+/// subscribed and caught up): `cpu.ms_per_unit` is ms of CPU per second,
+/// 1,000 being one core.
+async fn idle(stack: &todo_stack::Stack) -> anyhow::Result<Value> {
+    const SECONDS: u64 = 5;
+    stack::wait_for_zero_lag(stack).await?;
+    let before = cpu::CpuSnapshot::take();
+    tokio::time::sleep(Duration::from_secs(SECONDS)).await;
+    Ok(json!({
+        "seconds": SECONDS,
+        "cpu": cpu::CpuSnapshot::take().since(&before, SECONDS as usize),
+    }))
 }
 
 /// Bytes of every file under `dir`.

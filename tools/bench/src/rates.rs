@@ -25,6 +25,7 @@ use todo_core::{
 use todo_stack::Stack;
 
 use crate::{
+    cpu::CpuSnapshot,
     open_loop::open_loop,
     report::{percentile, round},
     stack::{Client, audit_latencies_ms, request, wait_for_zero_lag},
@@ -57,6 +58,7 @@ pub async fn at_rate(stack: &Stack, rate: f64, seconds: f64) -> anyhow::Result<V
 
     let from = chrono::Utc::now();
     let window_from = Instant::now();
+    let cpu_before = CpuSnapshot::take();
     let mut phase = open_loop(rate, seconds, |n| {
         let arrivals = arrivals.clone();
         let completes = n % COMPLETE_EVERY == COMPLETE_EVERY - 1;
@@ -83,6 +85,8 @@ pub async fn at_rate(stack: &Stack, rate: f64, seconds: f64) -> anyhow::Result<V
     .await;
     let until = chrono::Utc::now();
     let window = window_from..Instant::now();
+    // Over the phase only, per change: how busy the machine was at this rate.
+    let cpu = CpuSnapshot::take().since(&cpu_before, total);
     let (drained, lag_at_end) = wait_for_zero_lag(stack).await?;
     let expected = {
         let arrivals = arrivals.lock().unwrap();
@@ -131,6 +135,7 @@ pub async fn at_rate(stack: &Stack, rate: f64, seconds: f64) -> anyhow::Result<V
                 with(percentiles(&mut watch), conditions.clone()),
                 json!({
                     "missing": watch_missing,
+                    "cpu": cpu,
                     "measured": "CreateTask returned → task.created on the same user's WatchTasks stream",
                 }),
             ),
