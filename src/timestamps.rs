@@ -33,6 +33,12 @@ pub fn from_proto(timestamp: &Timestamp) -> Result<DateTime<Utc>, InvalidTimesta
         .ok_or(invalid)
 }
 
+/// Whether `time` is within the range a protobuf `Timestamp` (and so an
+/// event on the wire) can carry.
+pub fn representable(time: DateTime<Utc>) -> bool {
+    (MIN_SECONDS..=MAX_SECONDS).contains(&time.timestamp())
+}
+
 pub fn to_proto(time: DateTime<Utc>) -> Timestamp {
     Timestamp {
         seconds: time.timestamp(),

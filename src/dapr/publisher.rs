@@ -34,25 +34,26 @@ pub struct OutgoingEvent {
 }
 
 impl OutgoingEvent {
-    /// `message` as an event in the wire format, keyed by `partition_key`.
+    /// `message` as an event in the wire format, keyed by `partition_key`;
+    /// an error when the message has no wire form.
     pub fn from_message<M>(
         event_id: &str,
         event_type: &str,
         partition_key: &str,
         message: &M,
         traceparent: Option<String>,
-    ) -> Self
+    ) -> Result<Self, crate::events::EncodeError>
     where
         M: prost::Message + prost::Name,
     {
-        Self {
+        Ok(Self {
             event_id: event_id.to_owned(),
             event_type: event_type.to_owned(),
             partition_key: partition_key.to_owned(),
-            data: crate::events::encode_wire(message),
+            data: crate::events::encode_wire(message)?,
             content_type: crate::events::WIRE_FORMAT,
             traceparent,
-        }
+        })
     }
 
     fn metadata(&self) -> HashMap<String, String> {

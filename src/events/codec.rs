@@ -98,9 +98,18 @@ where
     })
 }
 
+/// A message the proto3 JSON mapping cannot represent (a timestamp outside
+/// 0001-01-01..9999-12-31, say): refused with an error, never a panic.
+#[derive(Debug, thiserror::Error)]
+#[error("{message} has no proto3 JSON form: {source}")]
+pub struct EncodeError {
+    message: &'static str,
+    source: serde_json::Error,
+}
+
 /// Encodes `message` in the proto3 JSON mapping (lowerCamelCase names, enums
 /// by name, defaults omitted).
-pub fn encode_json<M>(message: &M) -> Vec<u8>
+pub fn encode_json<M>(message: &M) -> Result<Vec<u8>, EncodeError>
 where
     M: Message + Name,
 {
@@ -113,8 +122,11 @@ where
     let mut serializer = serde_json::Serializer::new(&mut out);
     dynamic
         .serialize_with_options(&mut serializer, &SerializeOptions::new())
-        .expect("serializing to memory cannot fail");
-    out
+        .map_err(|source| EncodeError {
+            message: M::NAME,
+            source,
+        })?;
+    Ok(out)
 }
 
 fn descriptor_pool() -> &'static DescriptorPool {
@@ -156,7 +168,7 @@ mod tests {
         let event = sample_event();
         let from_protobuf: TaskEvent = decode(ContentType::Protobuf, &event.encode_to_vec()).unwrap();
         assert_eq!(from_protobuf, event);
-        let json = encode_json(&event);
+        let json = encode_json(&event).unwrap();
         let from_json: TaskEvent = decode(ContentType::Json, &json).unwrap();
         assert_eq!(from_json, event);
     }
@@ -176,6 +188,22 @@ mod tests {
         assert_eq!(task.priority, Priority::Low as i32);
         assert_eq!(task.version, 2);
         assert_eq!(event.occurred_at.unwrap().seconds, 1_769_850_000);
+    }
+
+    #[test]
+    fn a_timestamp_past_the_year_9999_is_an_encode_error_not_a_panic() {
+        let event = TaskEvent {
+            task: Some(Task {
+                due_at: Some(prost_types::Timestamp {
+                    seconds: 253_402_300_800,
+                    nanos: 0,
+                }),
+                ..Task::default()
+            }),
+            ..TaskEvent::default()
+        };
+        let err = encode_json(&event).unwrap_err();
+        assert!(err.to_string().contains("TaskEvent"), "{err}");
     }
 
     #[test]

@@ -9,13 +9,13 @@
 
 mod codec;
 
-pub use codec::{ContentType, DecodeError, decode, encode_json};
+pub use codec::{ContentType, DecodeError, EncodeError, decode, encode_json};
 
 /// The encoding every producer here publishes.
 pub const WIRE_FORMAT: ContentType = ContentType::Json;
 
 /// `message` in [`WIRE_FORMAT`].
-pub fn encode_wire<M>(message: &M) -> Vec<u8>
+pub fn encode_wire<M>(message: &M) -> Result<Vec<u8>, EncodeError>
 where
     M: prost::Message + prost::Name,
 {

@@ -173,7 +173,7 @@ async fn pubsub(kind: Runtime) {
         task_version: 9_007_199_254_740_993,
         ..TaskEvent::default()
     };
-    let wire = OutgoingEvent::from_message("te-1", "task.created", "carol", &task_event, None);
+    let wire = OutgoingEvent::from_message("te-1", "task.created", "carol", &task_event, None).unwrap();
     publisher.publish("single", &wire).await.unwrap();
     publisher
         .publish_bulk(

@@ -141,8 +141,13 @@ async fn every_event_is_recorded_once_in_order_and_the_chain_verifies() {
         "duplicate acknowledged"
     );
     assert_eq!(
-        app.deliver("task-events", "task.updated", encode_json(&updated), "application/json")
-            .await,
+        app.deliver(
+            "task-events",
+            "task.updated",
+            encode_json(&updated).unwrap(),
+            "application/json"
+        )
+        .await,
         SUCCESS
     );
     assert_eq!(app.deliver_task_event(&completed).await, SUCCESS);

@@ -124,7 +124,8 @@ async fn each_reminder_becomes_one_notification_for_its_user_only() {
     assert_eq!(app.deliver(&event).await, SUCCESS);
     assert_eq!(app.deliver(&event).await, SUCCESS, "a duplicate is acknowledged");
     assert_eq!(
-        app.deliver_encoded(encode_json(&event), "application/json").await,
+        app.deliver_encoded(encode_json(&event).unwrap(), "application/json")
+            .await,
         SUCCESS
     );
 

@@ -53,13 +53,20 @@ impl EventHandler for Recurring {
                 return Outcome::Drop;
             }
         };
-        let outgoing = OutgoingEvent::from_message(
+        let outgoing = match OutgoingEvent::from_message(
             &command.event_id,
             &command.event_type,
             &command.user_id,
             &command,
             todo_core::telemetry::traceparent_or(event.traceparent.as_deref()),
-        );
+        ) {
+            Ok(outgoing) => outgoing,
+            Err(err) => {
+                // Every later delivery would fail the same way: poison.
+                tracing::warn!(event_id = %event.id, error = %err, "the next occurrence has no wire form");
+                return Outcome::Drop;
+            }
+        };
         match self.publisher.publish(topics::TASK_COMMANDS, &outgoing).await {
             Ok(()) => {
                 tracing::info!(

@@ -70,7 +70,11 @@ pub fn next_occurrence(
         month_day: recurrence.month_day,
     };
     let occurrence_number = task.occurrence_number.max(1);
-    let Some(next_due) = recurrence::next_due(due_at, occurrence_number, &rule) else {
+    // A series whose next date is past what a timestamp can carry (the
+    // year 9999) ends there, like one that reached its `until`.
+    let Some(next_due) =
+        recurrence::next_due(due_at, occurrence_number, &rule).filter(|due| timestamps::representable(*due))
+    else {
         return Ok(None);
     };
 
@@ -155,6 +159,17 @@ mod tests {
         assert_eq!(task.occurrence_number, 2);
         assert_eq!(task.title, "water plants");
         assert_eq!(first.series_id, event.task.unwrap().id);
+    }
+
+    #[test]
+    fn a_series_ends_where_a_timestamp_can_no_longer_carry_its_next_date() {
+        // 9999-12-31T12:00:00Z: the next day is in the year 10000.
+        let last_day = completed(253_402_257_600, daily());
+        assert!(next_occurrence(&last_day, Utc::now()).unwrap().is_none());
+        // The day before still has a next occurrence, and it encodes.
+        let day_before = completed(253_402_257_600 - 86_400, daily());
+        let command = next_occurrence(&day_before, Utc::now()).unwrap().unwrap();
+        assert!(todo_core::events::encode_wire(&command).is_ok());
     }
 
     #[test]

@@ -88,7 +88,7 @@ async fn a_completion_delivered_twice_asks_for_the_same_occurrence() {
     assert_eq!(
         status(
             &mut app,
-            delivery("task.completed", encode_json(&event), "application/json")
+            delivery("task.completed", encode_json(&event).unwrap(), "application/json")
         )
         .await,
         TopicEventResponseStatus::Success as i32

@@ -82,13 +82,20 @@ impl EventHandler for Reminders {
         let span =
             tracing::info_span!("reminder.fire", otel.kind = "consumer", job = %job.name, task_id = %event.task_id);
         todo_core::telemetry::set_parent(&span, Some(traceparent.as_str()));
-        let outgoing = OutgoingEvent::from_message(
+        let outgoing = match OutgoingEvent::from_message(
             &event.event_id,
             &event.event_type,
             &event.user_id,
             &event,
             todo_core::telemetry::traceparent_of(&span).or((!traceparent.is_empty()).then_some(traceparent)),
-        );
+        ) {
+            Ok(outgoing) => outgoing,
+            Err(err) => {
+                // Every later trigger would fail the same way: drop it.
+                tracing::warn!(job = %job.name, error = %err, "reminder has no wire form; dropped");
+                return Ok(());
+            }
+        };
         use tracing::Instrument;
         self.publisher
             .publish(topics::REMINDERS, &outgoing)

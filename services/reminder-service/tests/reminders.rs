@@ -211,7 +211,7 @@ async fn poison_is_dropped_outages_retried_and_json_accepted() {
     let json = delivery(
         "task-events",
         "task.created",
-        encode_json(&task_event("task.created", Some(due), false)),
+        encode_json(&task_event("task.created", Some(due), false)).unwrap(),
         "application/json",
     );
     let status = app.callback.on_topic_event(json).await.unwrap().into_inner().status;

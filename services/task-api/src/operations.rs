@@ -99,7 +99,7 @@ impl Tasks {
         let event = outbox::NewRow::for_event(
             &task_event(task, event_types::TASK_CREATED, created_fields(task)),
             traceparent,
-        );
+        )?;
         let mut conn = self.pool.acquire().await?;
         let created = tasks::insert_created(&mut conn, task, request_id, &event).await?;
         if created {
@@ -305,7 +305,7 @@ async fn record_event(
     traceparent: Option<&str>,
 ) -> sqlx::Result<()> {
     let event = task_event(task, event_type, changed_fields);
-    outbox::insert(conn, &outbox::NewRow::for_event(&event, traceparent)).await
+    outbox::insert(conn, &outbox::NewRow::for_event(&event, traceparent)?).await
 }
 
 /// The event that tells consumers `task` changed.

@@ -52,7 +52,7 @@ async fn a_duplicated_occurrence_command_creates_one_task() {
     // Delivered twice, once as protobuf and once as JSON.
     for (data, content_type) in [
         (command.encode_to_vec(), "application/protobuf"),
-        (encode_json(&command), "application/json"),
+        (encode_json(&command).unwrap(), "application/json"),
     ] {
         let status = callback
             .on_topic_event(TestApp::delivery(

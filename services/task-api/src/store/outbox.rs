@@ -27,14 +27,17 @@ pub struct NewRow {
 }
 
 impl NewRow {
-    pub fn for_event(event: &TaskEvent, traceparent: Option<&str>) -> Self {
-        Self {
+    /// The row of `event`; an encoding error (a value validation let
+    /// through that has no wire form) comes back as the statement's
+    /// error, so the change is refused rather than its event lost.
+    pub fn for_event(event: &TaskEvent, traceparent: Option<&str>) -> sqlx::Result<Self> {
+        Ok(Self {
             event_id: Uuid::parse_str(&event.event_id).expect("task-api generates UUID event ids"),
             event_type: event.event_type.clone(),
             partition_key: event.user_id.clone(),
-            payload: todo_core::events::encode_wire(event),
+            payload: todo_core::events::encode_wire(event).map_err(|err| sqlx::Error::Encode(Box::new(err)))?,
             traceparent: traceparent.map(str::to_owned),
-        }
+        })
     }
 
     /// Binds the row's six columns (event_id, topic, event_type,
