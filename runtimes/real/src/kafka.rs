@@ -232,7 +232,13 @@ impl LagWatch {
 
     /// Every sample so far, with when it was read.
     pub fn samples(&self) -> Vec<(std::time::Instant, serde_json::Value)> {
-        self.samples.lock().unwrap().clone()
+        self.samples_from(0)
+    }
+
+    /// The samples after the first `seen`, so a poller copies only what is new.
+    pub fn samples_from(&self, seen: usize) -> Vec<(std::time::Instant, serde_json::Value)> {
+        let samples = self.samples.lock().unwrap();
+        samples.get(seen..).map(<[_]>::to_vec).unwrap_or_default()
     }
 }
 

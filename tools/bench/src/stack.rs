@@ -212,13 +212,9 @@ pub async fn wait_for_zero_lag(stack: &Stack) -> anyhow::Result<(Duration, Value
     loop {
         let lag = match &watch {
             Some(watch) => {
-                let samples = watch.samples();
-                let latest = samples
-                    .get(seen..)
-                    .and_then(|new| new.last())
-                    .map(|(_, lag)| lag.clone());
-                seen = samples.len();
-                latest
+                let new = watch.samples_from(seen);
+                seen += new.len();
+                new.last().map(|(_, lag)| lag.clone())
             }
             None => Some(stack.lag().await.map_err(anyhow::Error::msg)?),
         };
