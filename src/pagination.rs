@@ -1,4 +1,5 @@
-//! Page sizes and opaque page tokens, the same for every list RPC.
+//! Page sizes, opaque page tokens and the task filter, the same for every
+//! list RPC.
 //!
 //! A token is the URL-safe base64 of a JSON cursor that the service defines
 //! (typically the sort key of the last row served plus the filters it was
@@ -38,6 +39,22 @@ pub fn page_size(requested: i32, default: i32, max: i32) -> Result<i64, String> 
     }
 }
 
+/// Longest `task_id` filter accepted (task ids are UUIDs).
+const MAX_TASK_ID_FILTER_LEN: usize = 64;
+
+/// A list's optional `task_id` filter: trimmed, empty means none; bounded,
+/// and without control characters (PostgreSQL's text cannot hold NUL).
+pub fn task_id_filter(value: &str) -> Result<Option<String>, String> {
+    let trimmed = value.trim();
+    if trimmed.len() > MAX_TASK_ID_FILTER_LEN {
+        return Err(format!("task_id: at most {MAX_TASK_ID_FILTER_LEN} characters"));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err("task_id: must not contain control characters".to_owned());
+    }
+    Ok((!trimmed.is_empty()).then(|| trimmed.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +74,13 @@ mod tests {
         assert_eq!(page_size(500, 50, 500), Ok(500));
         assert!(page_size(501, 50, 500).is_err());
         assert!(page_size(-3, 50, 500).is_err());
+    }
+
+    #[test]
+    fn task_id_filters_are_bounded_and_storable() {
+        assert_eq!(task_id_filter("  "), Ok(None));
+        assert_eq!(task_id_filter(" abc "), Ok(Some("abc".to_owned())));
+        assert!(task_id_filter(&"a".repeat(65)).is_err());
+        assert!(task_id_filter("a\0b").is_err());
     }
 }

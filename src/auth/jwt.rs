@@ -39,7 +39,7 @@ pub enum AuthError {
     NoKeyForAlgorithm(Algorithm),
     #[error("token rejected: {0}")]
     Invalid(jsonwebtoken::errors::Error),
-    #[error("token has an empty or over-long `sub`")]
+    #[error("token has an empty or over-long `sub`, or one with control characters")]
     BadSubject,
     #[error("cannot read JWKS file {path}: {reason}")]
     Jwks { path: String, reason: String },
@@ -132,7 +132,9 @@ impl JwtVerifier {
             match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
                 Ok(data) => {
                     let sub = data.claims.sub;
-                    if sub.trim().is_empty() || sub.len() > MAX_USER_ID_LEN {
+                    // Control characters (NUL above all) cannot be stored
+                    // or carried in a header; no identity provider issues them.
+                    if sub.trim().is_empty() || sub.len() > MAX_USER_ID_LEN || sub.chars().any(char::is_control) {
                         return Err(AuthError::BadSubject);
                     }
                     return Ok(UserId(sub));
@@ -290,6 +292,10 @@ mod tests {
         assert!(verifier.verify(&no_exp).is_err());
         let empty_sub = hs256(json!({"sub": " ", "exp": now() + 60}), "dev-secret");
         assert!(matches!(verifier.verify(&empty_sub), Err(AuthError::BadSubject)));
+        let nul_sub = hs256(json!({"sub": "al\u{0}ice", "exp": now() + 60}), "dev-secret");
+        assert!(matches!(verifier.verify(&nul_sub), Err(AuthError::BadSubject)));
+        let accented = hs256(json!({"sub": "josé", "exp": now() + 60}), "dev-secret");
+        assert_eq!(verifier.verify(&accented).unwrap().0, "josé");
     }
 
     #[test]

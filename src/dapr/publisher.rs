@@ -58,7 +58,7 @@ impl OutgoingEvent {
 
     fn metadata(&self) -> HashMap<String, String> {
         let mut metadata = HashMap::from([
-            ("partitionKey".to_owned(), self.partition_key.clone()),
+            ("partitionKey".to_owned(), kafka_key(&self.partition_key)),
             ("cloudevent.id".to_owned(), self.event_id.clone()),
             ("cloudevent.type".to_owned(), self.event_type.clone()),
         ]);
@@ -68,6 +68,20 @@ impl OutgoingEvent {
         }
         metadata
     }
+}
+
+/// `partition_key` as the Kafka record key: printable ASCII, the same for the
+/// same key and different for different ones.
+///
+/// Why: daprd hands a record's key and headers (the `partitionKey` metadata
+/// becomes one) to the app as gRPC headers on single deliveries, and gRPC
+/// refuses a header value outside printable ASCII, so a user id such as
+/// `josé` would fail every delivery of that user's events and stall the
+/// partition behind it. Percent-encoding (of `%` too) keeps the mapping
+/// one-to-one, so each user's events still share one partition, in order.
+pub fn kafka_key(partition_key: &str) -> String {
+    const NOT_PRINTABLE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b' ').add(b'%');
+    percent_encoding::utf8_percent_encode(partition_key, NOT_PRINTABLE).to_string()
 }
 
 /// Why a publish did not happen. Either way the caller still holds the
@@ -279,5 +293,22 @@ impl Publisher {
                     .collect(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kafka_key;
+
+    #[test]
+    fn a_kafka_key_is_printable_ascii_and_one_to_one() {
+        assert_eq!(kafka_key("user-42|a.b@c"), "user-42|a.b@c");
+        let keys = ["josé", "jos%C3%A9", "a b", "a%20b", "tab\there", "", "東京"];
+        let encoded: Vec<String> = keys.iter().map(|key| kafka_key(key)).collect();
+        for key in &encoded {
+            assert!(key.bytes().all(|byte| (0x21..=0x7e).contains(&byte)), "{key:?}");
+        }
+        let distinct: std::collections::HashSet<&String> = encoded.iter().collect();
+        assert_eq!(distinct.len(), keys.len(), "{encoded:?}");
     }
 }

@@ -31,15 +31,20 @@ runtime_tests! {
     cluster: [recurrence_audit_and_watch, reminders, poison],
 }
 
+/// The main user's name: not printable ASCII, as identity providers issue
+/// them. It is the Kafka record key, which daprd hands to single-delivery
+/// subscribers as a gRPC header.
+const ALICE: &str = "alicé";
+
 fn due_in(duration: chrono::Duration) -> Option<prost_types::Timestamp> {
     Some(timestamps::to_proto(timestamps::now() + duration))
 }
 
 async fn recurrence_audit_and_watch(runtime: Runtime) {
     let stack = system_tests::start_services(runtime).await;
-    let mut alice = stack.tasks("alice").await;
+    let mut alice = stack.tasks(ALICE).await;
     let mut watch = stack
-        .tasks("alice")
+        .tasks(ALICE)
         .await
         .watch_tasks(WatchTasksRequest {})
         .await
@@ -108,7 +113,7 @@ async fn recurrence_audit_and_watch(runtime: Runtime) {
     let completed = todo_core::proto::v1::TaskEvent {
         event_id: uuid::Uuid::new_v4().to_string(),
         event_type: "task.completed".into(),
-        user_id: stack.user("alice"),
+        user_id: stack.user(ALICE),
         task: Some(Task {
             completed: true,
             ..first.clone()
@@ -139,7 +144,7 @@ async fn recurrence_audit_and_watch(runtime: Runtime) {
     assert_eq!(tasks.len(), 2, "exactly one next occurrence: {tasks:?}");
 
     // The audit log holds every event in order, and the chain verifies.
-    let mut audit = stack.audit("alice").await;
+    let mut audit = stack.audit(ALICE).await;
     let types = eventually("the audit trail is complete", Duration::from_secs(20), || {
         let mut audit = audit.clone();
         async move {
@@ -200,7 +205,7 @@ async fn recurrence_audit_and_watch(runtime: Runtime) {
 /// tasks.
 async fn reminders(runtime: Runtime) {
     let stack = system_tests::start_services(runtime).await;
-    let mut alice = stack.tasks("alice").await;
+    let mut alice = stack.tasks(ALICE).await;
     let soon = chrono::Duration::hours(1) + chrono::Duration::seconds(3);
     let create = |title: &str, due: Option<prost_types::Timestamp>| CreateTaskRequest {
         title: title.into(),
@@ -280,7 +285,7 @@ async fn reminders(runtime: Runtime) {
         .await
         .unwrap();
 
-    let mut notifications = stack.notifications("alice").await;
+    let mut notifications = stack.notifications(ALICE).await;
     let listed = eventually("the three reminders arrive", Duration::from_secs(30), || {
         let mut client = notifications.clone();
         async move {
@@ -359,7 +364,7 @@ async fn poison(runtime: Runtime) {
             &OutgoingEvent {
                 event_id: poison_id.clone(),
                 event_type: "task.completed".into(),
-                partition_key: stack.user("alice"),
+                partition_key: stack.user(ALICE),
                 data: b"{ this is not an event".to_vec(),
                 content_type: ContentType::Json,
                 traceparent: None,
@@ -368,7 +373,7 @@ async fn poison(runtime: Runtime) {
         .await
         .unwrap();
     // Alice's next change is behind the poison in the same partition.
-    let mut alice = stack.tasks("alice").await;
+    let mut alice = stack.tasks(ALICE).await;
     let task = alice
         .create_task(CreateTaskRequest {
             title: "after the poison".into(),
@@ -379,7 +384,7 @@ async fn poison(runtime: Runtime) {
         .into_inner()
         .task
         .unwrap();
-    let mut audit = stack.audit("alice").await;
+    let mut audit = stack.audit(ALICE).await;
     eventually("the later event is audited", Duration::from_secs(20), || {
         let mut audit = audit.clone();
         let id = task.id.clone();

@@ -112,15 +112,30 @@ impl AppClients {
         Ok(response.into_inner().subscriptions)
     }
 
+    /// One single delivery. As daprd, the Kafka record's metadata (its key
+    /// and headers) travels as gRPC headers; a value gRPC cannot carry fails
+    /// the call the way grpc-go fails daprd's, before the app sees it.
     pub async fn on_topic_event(
         &self,
         app_id: &str,
         event: TopicEventRequest,
         traceparent: &str,
+        record: &[(&str, &str)],
     ) -> Result<TopicEventResponse, Status> {
         let app = self.client(app_id)?;
+        let mut request = self.request(event, traceparent);
+        for (key, value) in record {
+            let header = printable_header(value).ok_or_else(|| {
+                Status::internal(format!(
+                    "header key {key:?} contains value with non-printable ASCII characters"
+                ))
+            })?;
+            let name = tonic::metadata::AsciiMetadataKey::from_bytes(key.to_ascii_lowercase().as_bytes())
+                .map_err(|_| Status::internal(format!("invalid header key {key:?}")))?;
+            request.metadata_mut().insert(name, header);
+        }
         Ok(AppCallbackClient::new(app.channel.clone())
-            .on_topic_event(self.request(event, traceparent))
+            .on_topic_event(request)
             .await?
             .into_inner())
     }
@@ -191,9 +206,18 @@ fn grpc_trace_bin(traceparent: &str) -> Option<Vec<u8>> {
     Some(binary)
 }
 
+/// `value` as a header, if grpc-go would send it: printable ASCII only.
+fn printable_header(value: &str) -> Option<AsciiMetadataValue> {
+    if value.bytes().all(|byte| (0x20..=0x7e).contains(&byte)) {
+        value.parse().ok()
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::grpc_trace_bin;
+    use super::{grpc_trace_bin, printable_header};
 
     #[test]
     fn a_traceparent_becomes_grpc_trace_bin() {
@@ -207,5 +231,12 @@ mod tests {
             grpc_trace_bin("00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333g-01"),
             None
         );
+    }
+
+    #[test]
+    fn a_header_value_outside_printable_ascii_is_refused_as_grpc_go_does() {
+        assert!(printable_header("alice jones-1").is_some());
+        assert!(printable_header("josé").is_none());
+        assert!(printable_header("tab\there").is_none());
     }
 }

@@ -34,10 +34,7 @@ struct Cursor {
 }
 
 fn filter(request: &ListAuditRecordsRequest) -> Result<Filter, Status> {
-    let task_id = Some(request.task_id.trim().to_owned()).filter(|id| !id.is_empty());
-    if task_id.as_ref().is_some_and(|id| id.len() > 64) {
-        return Err(Status::invalid_argument("task_id: at most 64 characters"));
-    }
+    let task_id = pagination::task_id_filter(&request.task_id).map_err(Status::invalid_argument)?;
     let time = |field: &'static str, value: Option<&prost_types::Timestamp>| {
         value
             .map(timestamps::from_proto)

@@ -273,6 +273,22 @@ async fn listing_filters_by_task_and_time_and_pages() {
         .await
         .unwrap_err();
     assert_eq!(wrong.code(), Code::InvalidArgument);
+    let nul = app
+        .client()
+        .list_audit_records(authed(
+            "alice",
+            ListAuditRecordsRequest {
+                task_id: "a\0".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        nul.code(),
+        Code::InvalidArgument,
+        "PostgreSQL's text cannot hold NUL: {nul:?}"
+    );
     let anonymous = app
         .client()
         .list_audit_records(ListAuditRecordsRequest::default())

@@ -29,15 +29,17 @@ impl NotificationService for NotificationApi {
         let message = request.into_inner();
         let page_size = pagination::page_size(message.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
             .map_err(Status::invalid_argument)?;
-        let task_id = Some(message.task_id.trim().to_owned()).filter(|id| !id.is_empty());
-        if task_id.as_ref().is_some_and(|id| id.len() > 64) {
-            return Err(Status::invalid_argument("task_id: at most 64 characters"));
-        }
+        let task_id = pagination::task_id_filter(&message.task_id).map_err(Status::invalid_argument)?;
         let cursor = match message.page_token.as_str() {
             "" => None,
             token => {
                 let cursor: Cursor =
                     pagination::decode(token).map_err(|err| Status::invalid_argument(err.to_string()))?;
+                // Only times a Timestamp carries are stored; PostgreSQL
+                // cannot take some of the others.
+                if !todo_core::timestamps::representable(cursor.created_at) {
+                    return Err(Status::invalid_argument("page_token: not a token this API issued"));
+                }
                 if cursor.task_id != task_id {
                     return Err(Status::invalid_argument(
                         "page_token: was issued for a different task_id",

@@ -212,6 +212,26 @@ async fn listing_pages_newest_first_and_filters_by_task() {
         .await
         .unwrap_err();
     assert_eq!(too_big.code(), Code::InvalidArgument);
+    // Input PostgreSQL cannot take is refused as such, not an internal
+    // error: a NUL in the filter, a page token with a time before 4713 BC.
+    let forged = todo_core::pagination::encode(&notification_service::store::Cursor {
+        created_at: chrono::DateTime::from_timestamp(-200_000_000_000, 0).unwrap(),
+        id: uuid::Uuid::new_v4(),
+        task_id: None,
+    });
+    for request in [
+        ListNotificationsRequest {
+            task_id: "\0".into(),
+            ..Default::default()
+        },
+        ListNotificationsRequest {
+            page_token: forged,
+            ..Default::default()
+        },
+    ] {
+        let refused = app.list("alice", request).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    }
 }
 
 #[tokio::test]

@@ -188,6 +188,22 @@ async fn invalid_input_names_the_field() {
             },
             "request_id",
         ),
+        // PostgreSQL's text cannot hold NUL: refused, not an internal error.
+        (new_task("a\0b"), "title"),
+        (
+            CreateTaskRequest {
+                description: "line\0".into(),
+                ..valid()
+            },
+            "description",
+        ),
+        (
+            CreateTaskRequest {
+                tags: vec!["\0".into()],
+                ..valid()
+            },
+            "tags",
+        ),
     ];
     for (request, field) in cases {
         let status = alice.create_task(request).await.unwrap_err();
@@ -204,6 +220,19 @@ async fn invalid_input_names_the_field() {
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument);
         assert!(status.message().starts_with(field));
+    }
+    for request in [
+        ListTasksRequest {
+            query: "rent\0".into(),
+            ..Default::default()
+        },
+        ListTasksRequest {
+            tag: "\0".into(),
+            ..Default::default()
+        },
+    ] {
+        let status = alice.list_tasks(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     }
     let status = alice
         .list_tasks(ListTasksRequest {

@@ -186,8 +186,18 @@ impl Consumer {
         loop {
             let answer = {
                 use tracing::Instrument;
+                let record = [
+                    ("__key", event.partition_key.as_str()),
+                    ("__topic", event.topic.as_str()),
+                    ("partitionKey", event.partition_key.as_str()),
+                ];
                 self.apps
-                    .on_topic_event(&self.app_id, self.request(event, path.clone()), &event.traceparent)
+                    .on_topic_event(
+                        &self.app_id,
+                        self.request(event, path.clone()),
+                        &event.traceparent,
+                        &record,
+                    )
                     .instrument(span.clone())
                     .await
             };

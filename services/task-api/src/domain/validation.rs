@@ -37,8 +37,18 @@ pub fn invalid(field: &'static str, reason: impl Into<String>) -> ValidationErro
     }
 }
 
+/// Text PostgreSQL can store: no NUL character (its `text` cannot hold one,
+/// and would fail the statement as an internal error instead).
+fn storable(field: &'static str, value: &str) -> Result<(), ValidationError> {
+    if value.contains('\0') {
+        return Err(invalid(field, "must not contain the NUL character"));
+    }
+    Ok(())
+}
+
 /// A title: trimmed, 1 to [`MAX_TITLE_CHARS`] characters.
 pub fn title(field: &'static str, value: &str) -> Result<String, ValidationError> {
+    storable(field, value)?;
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return Err(invalid(field, "must not be empty"));
@@ -54,6 +64,7 @@ pub fn title(field: &'static str, value: &str) -> Result<String, ValidationError
 }
 
 pub fn description(field: &'static str, value: &str) -> Result<String, ValidationError> {
+    storable(field, value)?;
     let chars = value.chars().count();
     if chars > MAX_DESCRIPTION_CHARS {
         return Err(invalid(
@@ -79,6 +90,7 @@ pub fn tags(field: &'static str, values: &[String]) -> Result<Vec<String>, Valid
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for value in values {
+        storable(field, value)?;
         let tag = value.trim();
         if tag.is_empty() {
             return Err(invalid(field, "tags must not be empty"));
@@ -244,6 +256,7 @@ pub fn page_size(value: i32) -> Result<i64, ValidationError> {
 }
 
 pub fn query(value: &str) -> Result<Option<String>, ValidationError> {
+    storable("query", value)?;
     let trimmed = value.trim();
     if trimmed.chars().count() > MAX_QUERY_CHARS {
         return Err(invalid(

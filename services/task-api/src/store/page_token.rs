@@ -31,7 +31,17 @@ pub fn decode(text: &str, order: Order, filter: &ListFilter) -> Result<Cursor, V
             "was issued for a different order or different filters",
         ));
     }
-    Ok(token.cursor)
+    // Every stored time is within a protobuf Timestamp's range; a cursor
+    // outside it was not issued here (and PostgreSQL may not take it).
+    let cursor = token.cursor;
+    if !todo_core::timestamps::representable(cursor.created_at)
+        || cursor
+            .due_at
+            .is_some_and(|due| !todo_core::timestamps::representable(due))
+    {
+        return Err(invalid("page_token", "not a token this API issued"));
+    }
+    Ok(cursor)
 }
 
 #[cfg(test)]
@@ -57,5 +67,13 @@ mod tests {
         assert!(decode(&token, Order::DueAsc, &filter).is_err());
         assert!(decode(&token, Order::CreatedDesc, &ListFilter::default()).is_err());
         assert!(decode("garbage!", Order::CreatedDesc, &filter).is_err());
+        // A time PostgreSQL cannot store (before 4713 BC) is refused here,
+        // not by the database as an internal error.
+        let ancient = Cursor {
+            created_at: chrono::DateTime::from_timestamp(-200_000_000_000, 0).unwrap(),
+            ..cursor
+        };
+        let forged = encode(Order::CreatedDesc, ancient, &filter);
+        assert!(decode(&forged, Order::CreatedDesc, &filter).is_err());
     }
 }
