@@ -111,6 +111,10 @@ pub async fn serve(
     // included) without a proxy; plain gRPC requests pass through untouched.
     let server = tonic::transport::Server::builder()
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .timeout(CALL_TIMEOUT)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .trace_fn(request_span)
         .accept_http1(true)
         .layer(tonic_web::GrpcWebLayer::new())
@@ -126,6 +130,23 @@ pub async fn serve(
     }
     Ok(())
 }
+
+/// Streams one connection may have open at once. tonic leaves HTTP/2's
+/// limit unset (unbounded), so one client could open any number of calls
+/// on one connection; daprd needs one per partition and subscription.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+
+/// How long a call may take to produce its response (a stream's messages
+/// are not counted: WatchTasks stays open). A client's shorter
+/// `grpc-timeout` wins. Every call is far quicker; one that is not is
+/// stuck, and holding its resources longer helps nobody.
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// HTTP/2 pings on idle connections, so a peer that vanished (a crashed
+/// client, a dropped network) is noticed and its streams (WatchTasks
+/// watchers above all) are freed instead of held until TCP gives up.
+pub const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+pub const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The largest header list a request may carry. daprd appends a
 /// `traceparent` and a `grpc-trace-bin` header for every entry of a bulk

@@ -6,7 +6,7 @@ use todo_core::config::{
     AuthConfig, ConfigError, DaprConfig, DatabaseConfig, ServerConfig, Source, millis, with_default,
 };
 
-use crate::outbox::relay::RelayConfig;
+use crate::{outbox::relay::RelayConfig, watch::WatchLimits};
 
 /// Default gRPC port (`APP_PORT`), as in `dapr/dev.yaml`.
 pub const DEFAULT_PORT: u16 = 50051;
@@ -26,6 +26,10 @@ pub struct Config {
     /// replicas it must give each pod its own consumer group (Kafka
     /// `consumerGroup: "{podName}"`), so every replica sees every event.
     pub watch_pubsub_name: String,
+    /// `WATCH_MAX_PER_USER` (default 8), `WATCH_MAX_STREAMS` (default 512),
+    /// `WATCH_BUFFER_BYTES` (default 131072): open WatchTasks streams per
+    /// user and per process, and what one slow watcher may hold.
+    pub watch: WatchLimits,
 }
 
 impl Config {
@@ -34,7 +38,14 @@ impl Config {
         let batch_size = within(env, "OUTBOX_BATCH_SIZE", defaults.batch_size, 10_000)?;
         let rows_per_user = within(env, "OUTBOX_ROWS_PER_USER", defaults.rows_per_user, 100)?;
         let dapr = DaprConfig::from_env(env)?;
+        let watch = WatchLimits::default();
+        let watch = WatchLimits {
+            per_user: within(env, "WATCH_MAX_PER_USER", watch.per_user as i64, 1_000)? as usize,
+            total: within(env, "WATCH_MAX_STREAMS", watch.total as i64, 100_000)? as usize,
+            buffer_bytes: within(env, "WATCH_BUFFER_BYTES", watch.buffer_bytes as i64, 64 << 20)? as usize,
+        };
         Ok(Self {
+            watch,
             server: ServerConfig::from_env(env, DEFAULT_PORT)?,
             watch_pubsub_name: with_default(env, "WATCH_PUBSUB_NAME", dapr.pubsub_name.clone())?,
             dapr,

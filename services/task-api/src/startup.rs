@@ -58,7 +58,7 @@ impl Application {
         let publisher = Publisher::connect_lazy(&config.dapr)?;
         let relay_wake = Arc::new(Notify::new());
         let tasks = Tasks::new(pool.clone(), relay_wake.clone());
-        let watch = WatchHub::default();
+        let watch = WatchHub::new(config.watch);
 
         let mut base = base_routes(&[&["todo.v1.TaskService"][..], &app::SERVICE_NAMES].concat())?;
         // Far above any valid request (a task is a few KiB at most), far

@@ -189,3 +189,114 @@ async fn watch_streams_the_callers_events_live_and_nobody_elses() {
     );
     app.stop().await;
 }
+
+/// A task event of `user`'s as large as validation allows (a 4,000-character
+/// description of three-byte characters: about 12 kB).
+fn large_event(user: &str) -> Vec<u8> {
+    todo_core::proto::v1::TaskEvent {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        event_type: "task.created".into(),
+        user_id: user.into(),
+        task: Some(Task {
+            id: uuid::Uuid::new_v4().to_string(),
+            title: "large".into(),
+            description: "東".repeat(4_000),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+#[tokio::test]
+async fn a_watcher_that_stops_reading_is_ended_and_holds_no_one_up() {
+    let app = TestApp::spawn().await;
+    // A client that stops reading: its HTTP/2 window (64 KiB) fills, and
+    // then task-api must keep the rest.
+    let stuck_channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.addr))
+        .unwrap()
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .http2_adaptive_window(false)
+        .connect()
+        .await
+        .unwrap();
+    let token = todo_testing::tokens::hs256(support::JWT_SECRET, "alice", 300);
+    let mut stuck_client = todo_core::proto::v1::task_service_client::TaskServiceClient::with_interceptor(
+        stuck_channel,
+        support::Bearer(Some(token)),
+    );
+    let mut stuck = stuck_client
+        .watch_tasks(WatchTasksRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mut bob = app
+        .client("bob")
+        .await
+        .watch_tasks(WatchTasksRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+
+    let mut callback = app.app_callback().await;
+    let sent = 60; // about 720 kB: far past the window and the watcher's buffer
+    for _ in 0..sent {
+        let delivery = TestApp::delivery(
+            "task-events",
+            "task.created",
+            large_event("alice"),
+            "application/protobuf",
+        );
+        callback.on_topic_event(delivery).await.unwrap();
+    }
+    // Bob's events still flow, live.
+    let delivery = TestApp::delivery(
+        "task-events",
+        "task.created",
+        large_event("bob"),
+        "application/protobuf",
+    );
+    callback.on_topic_event(delivery).await.unwrap();
+    let bobs = tokio::time::timeout(Duration::from_secs(5), bob.next()).await;
+    assert!(bobs.expect("bob's event arrives").unwrap().is_ok());
+
+    // When alice's client reads again, it finds what was buffered, then
+    // learns it fell behind: task-api did not keep all 60 for it.
+    let mut received = 0;
+    let ended = loop {
+        match tokio::time::timeout(Duration::from_secs(5), stuck.next()).await {
+            Ok(Some(Ok(_))) => received += 1,
+            Ok(Some(Err(status))) => break status,
+            Ok(None) => panic!("ended without saying why after {received}"),
+            Err(_) => panic!("still open after {received} of {sent} events: nothing ended the slow watcher"),
+        }
+    };
+    assert_eq!(ended.code(), tonic::Code::Aborted, "{ended:?}");
+    assert!(received < sent, "{received}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn watchers_are_capped_per_user() {
+    let app = TestApp::spawn().await;
+    let mut alice = app.client("alice").await;
+    let mut open = Vec::new();
+    for _ in 0..8 {
+        open.push(alice.watch_tasks(WatchTasksRequest {}).await.unwrap().into_inner());
+    }
+    let refused = alice.watch_tasks(WatchTasksRequest {}).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted, "{refused:?}");
+    // Another user is not affected; a closed stream frees its place.
+    app.client("bob").await.watch_tasks(WatchTasksRequest {}).await.unwrap();
+    open.pop();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while alice.watch_tasks(WatchTasksRequest {}).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a closed stream frees its place"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+}

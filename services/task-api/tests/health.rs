@@ -48,3 +48,36 @@ async fn a_silent_client_does_not_hold_the_shutdown() {
     assert_eq!(exit_code, Some(0), "graceful shutdown exits with 0");
     drop(silent);
 }
+
+/// The transport's limits as a client sees them: HTTP/2 caps the streams
+/// one connection may open (tonic leaves it unbounded unless told).
+#[tokio::test]
+async fn one_connection_may_open_a_bounded_number_of_streams() {
+    let database = TestDatabase::create().await;
+    let env = [("DATABASE_URL", database.url.as_str()), ("JWT_SECRET", "test-secret")];
+    let process = ServiceProcess::start("task-api", env!("CARGO_BIN_EXE_task-api"), "APP_PORT", &env).await;
+    let tcp = tokio::net::TcpStream::connect(process.addr).await.expect("connect");
+    let (client, mut connection) = h2::client::handshake(tcp).await.expect("HTTP/2");
+    let mut client = client.ready().await.expect("ready");
+    // One call, so the server's SETTINGS have surely arrived.
+    let request = http::Request::post(format!("http://{}/grpc.health.v1.Health/Check", process.addr))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (response, mut body) = client.send_request(request, false).expect("send");
+    body.send_data(bytes::Bytes::from_static(&[0, 0, 0, 0, 0]), true)
+        .expect("send the empty HealthCheckRequest");
+    let response = tokio::select! {
+        response = response => response.expect("a response"),
+        _ = &mut connection => panic!("the connection ended"),
+    };
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        connection.max_concurrent_send_streams(),
+        todo_core::server::MAX_STREAMS_PER_CONNECTION as usize
+    );
+    drop(client);
+    let exit_code = process.terminate(Duration::from_secs(10)).await;
+    assert_eq!(exit_code, Some(0));
+}

@@ -163,6 +163,6 @@ impl TaskService for TaskApi {
 
     async fn watch_tasks(&self, request: Request<WatchTasksRequest>) -> Result<Response<WatchStream>, Status> {
         let user = caller(&request)?;
-        Ok(Response::new(Box::pin(self.watch.watch(user))))
+        Ok(Response::new(Box::pin(self.watch.watch(user)?)))
     }
 }

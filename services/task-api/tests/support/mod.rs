@@ -82,6 +82,7 @@ impl TestApp {
             database: database_config(&database.url),
             auth: auth_config(JWT_SECRET),
             watch_pubsub_name: "pubsub".into(),
+            watch: Default::default(),
             relay: RelayConfig {
                 batch_size,
                 poll_interval: Duration::from_millis(50),
