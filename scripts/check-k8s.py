@@ -555,6 +555,8 @@ for name, (port, grpc_port, http_port) in SERVICES.items():
     check(("DATABASE_URL" in env) == bool(info.get("db")), f"dev.yaml {name}: DATABASE_URL set iff the service has a database")
     if info.get("auth"):
         check(env.get("JWT_SECRET") == "dev-secret-change-me", f"dev.yaml {name}: JWT_SECRET must be the dev secret")
+        check(str(env.get("DEV_MODE")).lower() == "true",
+              f"dev.yaml {name}: DEV_MODE must be true (services refuse the dev secret without it)")
 check(len(all_ports) == len(set(all_ports)), "dev.yaml: ports collide")
 paths = common.get("resourcesPaths") or ([common["resourcesPath"]] if common.get("resourcesPath") else [])
 local_docs = []

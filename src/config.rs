@@ -99,6 +99,20 @@ pub fn millis(env: &dyn Source, name: &'static str, default: Duration) -> Result
     Ok(optional::<u64>(env, name)?.map_or(default, Duration::from_millis))
 }
 
+/// `DEV_MODE=true`: this is a development machine, not a deployment. Only
+/// then are the well-known development secret, short secrets and a key set
+/// over plain HTTP accepted. Every service logs it loudly at start-up.
+pub fn development_mode(env: &dyn Source) -> Result<bool, ConfigError> {
+    with_default(env, DEV_MODE, false)
+}
+
+/// The variable [`development_mode`] reads.
+pub const DEV_MODE: &str = "DEV_MODE";
+
+/// Shortest `JWT_SECRET` accepted outside development: HS256 keys shorter
+/// than the hash (32 bytes) are guessable offline from any one token.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
 /// The gRPC server a service exposes (its Dapr "app port").
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -205,6 +219,8 @@ pub struct AuthConfig {
     pub audience: Option<String>,
     /// `JWT_LEEWAY_SECS` (default 0): clock skew tolerated on `exp` and `nbf`.
     pub leeway_secs: u64,
+    /// [`DEV_MODE`]: the checks above are relaxed for local development.
+    pub development: bool,
 }
 
 impl AuthConfig {
@@ -217,6 +233,7 @@ impl AuthConfig {
             issuer: optional(env, "JWT_ISSUER")?,
             audience: optional(env, "JWT_AUDIENCE")?,
             leeway_secs: with_default(env, "JWT_LEEWAY_SECS", 0)?,
+            development: development_mode(env)?,
         };
         if config.jwt_secret.is_none() && config.jwks_file.is_none() && config.jwks_url.is_none() {
             return Err(ConfigError::Missing {
@@ -224,7 +241,64 @@ impl AuthConfig {
                 hint: "set JWT_SECRET (HS256), JWKS_FILE or JWKS_URL (EdDSA/RS256/ES256 public keys) so callers can be authenticated",
             });
         }
+        config.refuse_insecure()?;
         Ok(config)
+    }
+
+    /// Outside development: no published or short HS256 secret, no key set
+    /// over plain HTTP (anyone on the path could hand us their keys), and
+    /// an audience with a key set (a provider signs tokens for all its
+    /// applications with the same keys).
+    fn refuse_insecure(&self) -> Result<(), ConfigError> {
+        let invalid = |name: &'static str, value: &str, reason: String| ConfigError::Invalid {
+            name,
+            value: value.to_owned(),
+            reason,
+        };
+        if (self.jwks_file.is_some() || self.jwks_url.is_some()) && self.audience.is_none() {
+            return Err(ConfigError::Missing {
+                name: "JWT_AUDIENCE",
+                hint: "with JWKS_FILE or JWKS_URL, set the audience your identity provider puts in this API's tokens; without it a token the provider issued for any other application would be accepted",
+            });
+        }
+        if self.development {
+            return Ok(());
+        }
+        if let Some(secret) = &self.jwt_secret {
+            use secrecy::ExposeSecret;
+            let secret = secret.expose_secret();
+            if secret == crate::auth::jwt::DEV_SECRET {
+                return Err(invalid(
+                    "JWT_SECRET",
+                    "<the development secret>",
+                    format!(
+                        "is the published development secret; set a random one of at least {MIN_JWT_SECRET_BYTES} bytes (or {DEV_MODE}=true on a development machine)"
+                    ),
+                ));
+            }
+            if secret.len() < MIN_JWT_SECRET_BYTES {
+                return Err(invalid(
+                    "JWT_SECRET",
+                    "<hidden>",
+                    format!(
+                        "is {} bytes; at least {MIN_JWT_SECRET_BYTES} random bytes are needed (or {DEV_MODE}=true on a development machine)",
+                        secret.len()
+                    ),
+                ));
+            }
+        }
+        if let Some(url) = &self.jwks_url
+            && !url.starts_with("https://")
+        {
+            return Err(invalid(
+                "JWKS_URL",
+                url,
+                format!(
+                    "must be https: over plain HTTP anyone on the path can substitute their keys (or {DEV_MODE}=true on a development machine)"
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -301,7 +375,45 @@ mod tests {
     fn auth_needs_a_key_source() {
         let err = AuthConfig::from_env(&[("JWT_ISSUER", "me")]).unwrap_err();
         assert!(err.to_string().contains("JWT_SECRET"));
-        assert!(AuthConfig::from_env(&[("JWT_SECRET", "s3cret")]).is_ok());
+        assert!(AuthConfig::from_env(&[("JWT_SECRET", "a-random-secret-of-32-bytes-or-more")]).is_ok());
+    }
+
+    #[test]
+    fn outside_development_weak_token_settings_are_refused() {
+        let refused = |env: &[(&str, &str); 3]| {
+            let err = AuthConfig::from_env(env).unwrap_err();
+            let message = err.to_string();
+            assert!(!message.contains("s3cret"), "secrets stay out of messages: {message}");
+            message
+        };
+        let dev_secret = refused(&[("JWT_SECRET", crate::auth::jwt::DEV_SECRET), ("", ""), ("", "")]);
+        assert!(dev_secret.contains("development secret"), "{dev_secret}");
+        assert!(refused(&[("JWT_SECRET", "s3cret"), ("", ""), ("", "")]).contains("at least 32"));
+        let http = refused(&[
+            ("JWKS_URL", "http://idp.example/jwks"),
+            ("JWT_AUDIENCE", "todo"),
+            ("", ""),
+        ]);
+        assert!(http.contains("https"), "{http}");
+        let no_audience = refused(&[("JWKS_URL", "https://idp.example/jwks"), ("", ""), ("", "")]);
+        assert!(no_audience.contains("JWT_AUDIENCE"), "{no_audience}");
+        // A development machine may use all of it, but a key set still
+        // needs its audience.
+        let dev = AuthConfig::from_env(&[
+            ("JWT_SECRET", crate::auth::jwt::DEV_SECRET),
+            ("DEV_MODE", "true"),
+            ("", ""),
+        ]);
+        assert!(dev.unwrap().development);
+        assert!(
+            AuthConfig::from_env(&[
+                ("JWKS_URL", "http://localhost/jwks"),
+                ("JWT_AUDIENCE", "todo"),
+                ("DEV_MODE", "true")
+            ])
+            .is_ok()
+        );
+        refused(&[("JWKS_URL", "http://localhost/jwks"), ("DEV_MODE", "true"), ("", "")]);
     }
 
     #[test]

@@ -22,6 +22,7 @@ fn verifier() -> JwtVerifier {
         issuer: Some("issuer".into()),
         audience: Some("aud".into()),
         leeway_secs: 0,
+        development: false,
     })
     .unwrap()
 }

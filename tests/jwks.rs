@@ -67,14 +67,19 @@ async fn serve_jwks(body: Arc<Mutex<Option<String>>>) -> String {
 }
 
 fn config(url: String) -> AuthConfig {
+    refreshed_every(url, Duration::from_millis(200))
+}
+
+fn refreshed_every(url: String, jwks_refresh: Duration) -> AuthConfig {
     AuthConfig {
         jwt_secret: None,
         jwks_file: None,
         jwks_url: Some(url),
-        jwks_refresh: Duration::from_millis(200),
+        jwks_refresh,
         issuer: None,
         audience: None,
         leeway_secs: 0,
+        development: false,
     }
 }
 
@@ -126,4 +131,48 @@ async fn a_non_http_url_is_a_configuration_error() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("http"), "{err}");
+}
+
+#[tokio::test]
+async fn a_token_with_an_unknown_kid_brings_the_refresh_forward() {
+    let body = Arc::new(Mutex::new(Some(jwks("k1", KEY_1_X))));
+    // Refreshed on schedule only every five minutes.
+    let verifier = auth::start(&refreshed_every(
+        serve_jwks(body.clone()).await,
+        Duration::from_secs(300),
+    ))
+    .await
+    .unwrap();
+    assert!(verifier.verify(&token("k1", KEY_1_PEM, "alice")).is_ok());
+    // The provider rotates; the first token signed with the new key makes
+    // the service look again, and a retry moments later is accepted.
+    *body.lock().unwrap() = Some(jwks("k2", KEY_2_X));
+    eventually("the rotated key is fetched on demand", || {
+        verifier.verify(&token("k2", KEY_2_PEM, "bob")).is_ok()
+    })
+    .await;
+}
+
+/// Key sets as providers publish them hold keys beside the signing ones
+/// that this service cannot use: an encryption key that does not say so
+/// with `use` (Keycloak's RSA-OAEP), an algorithm outside the JWT crate's
+/// (ES512 on P-521). They are skipped; the usable key still verifies.
+#[tokio::test]
+async fn keys_this_service_cannot_use_do_not_reject_the_set() {
+    let set = json!({"keys": [
+        {"kty": "EC", "crv": "P-521", "alg": "ES512", "kid": "p521",
+         "x": "AekpBQ8ST8a8VcfVOTNl353vSrDCLLJXmPk06wTjxrrjcBpXp5EOnYG_NjFZ6OvLFV1jSfS9tsz4qUxcWceqwQGk",
+         "y": "ADSmRA43Z1DSNx_RvcLI87cdL07l6jQyyBXMoxVg_l2Th-x3S1WDhjDly79ajL4Kkd0AZMaZmh9ubmf63e3kyMj2"},
+        {"kty": "RSA", "alg": "RSA-OAEP", "kid": "enc",
+         "n": "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw",
+         "e": "AQAB"},
+        {"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": "k1", "x": KEY_1_X},
+    ]})
+    .to_string();
+    let body = Arc::new(Mutex::new(Some(set)));
+    let verifier = auth::start(&config(serve_jwks(body).await)).await.unwrap();
+    assert_eq!(
+        verifier.verify(&token("k1", KEY_1_PEM, "alice")).unwrap().as_str(),
+        "alice"
+    );
 }

@@ -28,6 +28,7 @@ fn verifier() -> JwtVerifier {
         issuer: None,
         audience: None,
         leeway_secs: 0,
+        development: false,
     })
     .unwrap()
 }

@@ -16,15 +16,17 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
-use jsonwebtoken::jwk::JwkSet;
 
 use super::jwt::{AuthError, JwtVerifier, PinnedKey, pinned_keys};
 
 /// Largest key set accepted; real ones are a few kilobytes.
 const MAX_JWKS_BYTES: usize = 1 << 20;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// The least time between two fetches of the key set.
+pub const UNKNOWN_KID_REFRESH_GAP: Duration = Duration::from_secs(2);
 
-/// Fetches a JWKS over HTTPS (or HTTP, for local development).
+/// Fetches a JWKS over HTTPS (or HTTP, in development: see
+/// [`crate::config::DEV_MODE`]).
 pub struct JwksSource {
     url: http::Uri,
     client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
@@ -74,23 +76,42 @@ impl JwksSource {
         .map_err(|_| failed("timed out reading the body".into()))?
         .map_err(|err| failed(err.to_string()))?
         .to_bytes();
-        let set: JwkSet = serde_json::from_slice(&body).map_err(|err| failed(err.to_string()))?;
-        pinned_keys(&set)
+        pinned_keys(&body).map_err(failed)
     }
 
     /// Refreshes `verifier`'s remote keys every `interval` until the verifier
-    /// is dropped; after a failure, retries sooner (1 s doubling up to the
-    /// interval) and keeps the last good keys meanwhile.
-    pub fn spawn_refresh(self, verifier: Weak<JwtVerifier>, interval: Duration) {
+    /// is dropped, starting after a first fetch that `first_fetch_ok` says
+    /// how it went; after a failure, retries sooner (1 s doubling up to the
+    /// interval) and keeps the last good keys meanwhile. A token with an
+    /// unknown `kid` brings the next refresh forward (at most one fetch per
+    /// [`UNKNOWN_KID_REFRESH_GAP`]), so a rotation is picked up at once.
+    pub fn spawn_refresh(self, verifier: Weak<JwtVerifier>, interval: Duration, first_fetch_ok: bool) {
+        let Some(unknown_kid) = verifier.upgrade().map(|verifier| verifier.unknown_kid.clone()) else {
+            return;
+        };
         tokio::spawn(async move {
-            let mut retry = Duration::from_secs(1).min(interval);
+            let first_retry = Duration::from_secs(1).min(interval);
+            let gap = UNKNOWN_KID_REFRESH_GAP.min(interval);
+            let (mut wait, mut retry) = if first_fetch_ok {
+                (interval, first_retry)
+            } else {
+                (first_retry, (first_retry * 2).min(interval))
+            };
+            let mut fetched_at = tokio::time::Instant::now();
             loop {
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    // A flood of made-up kids costs the provider one fetch
+                    // per gap, no more.
+                    () = unknown_kid.notified() => tokio::time::sleep_until(fetched_at + gap).await,
+                }
                 let Some(target) = verifier.upgrade() else { return };
-                let wait = match self.fetch().await {
+                fetched_at = tokio::time::Instant::now();
+                wait = match self.fetch().await {
                     Ok(keys) => {
                         tracing::debug!(keys = keys.len(), "JWKS refreshed");
                         target.replace_remote_keys(keys);
-                        retry = Duration::from_secs(1).min(interval);
+                        retry = first_retry;
                         interval
                     }
                     Err(err) => {
@@ -100,8 +121,6 @@ impl JwksSource {
                         wait
                     }
                 };
-                drop(target);
-                tokio::time::sleep(wait).await;
             }
         });
     }
@@ -109,14 +128,27 @@ impl JwksSource {
 
 /// Builds the verifier and, with `JWKS_URL`, starts keeping its keys fresh.
 pub async fn start(config: &crate::config::AuthConfig) -> Result<Arc<JwtVerifier>, AuthError> {
+    if config.development {
+        tracing::warn!(
+            "{}=true: the development JWT secret, short secrets and a key set over plain HTTP are accepted; \
+             never set it in a deployment",
+            crate::config::DEV_MODE
+        );
+    }
     let verifier = Arc::new(JwtVerifier::from_config(config)?);
     if let Some(url) = &config.jwks_url {
         let source = JwksSource::new(url)?;
-        match source.fetch().await {
-            Ok(keys) => verifier.replace_remote_keys(keys),
-            Err(err) => tracing::warn!(error = %err, "JWKS not available yet; retrying in the background"),
-        }
-        source.spawn_refresh(Arc::downgrade(&verifier), config.jwks_refresh);
+        let fetched = match source.fetch().await {
+            Ok(keys) => {
+                verifier.replace_remote_keys(keys);
+                true
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "JWKS not available yet; retrying in the background");
+                false
+            }
+        };
+        source.spawn_refresh(Arc::downgrade(&verifier), config.jwks_refresh, fetched);
     }
     Ok(verifier)
 }

@@ -16,7 +16,7 @@ use std::{
 
 use jsonwebtoken::{
     Algorithm, DecodingKey, Validation,
-    jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse},
+    jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse},
 };
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -60,6 +60,9 @@ pub struct JwtVerifier {
     keys: Vec<PinnedKey>,
     /// From `JWKS_URL`: replaced whenever the key set is refreshed.
     remote_keys: RwLock<Arc<Vec<PinnedKey>>>,
+    /// Woken by a token whose `kid` no key has: the provider may have
+    /// rotated, so the refresher fetches the key set now, not on schedule.
+    pub(crate) unknown_kid: Arc<tokio::sync::Notify>,
     issuer: Option<String>,
     audience: Option<String>,
     leeway_secs: u64,
@@ -87,6 +90,7 @@ impl JwtVerifier {
         Ok(Self {
             keys,
             remote_keys: RwLock::new(Arc::new(Vec::new())),
+            unknown_kid: Arc::default(),
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             leeway_secs: config.leeway_secs,
@@ -125,6 +129,9 @@ impl JwtVerifier {
             })
             .peekable();
         if candidates.peek().is_none() {
+            if header.kid.is_some() {
+                self.unknown_kid.notify_one();
+            }
             return Err(AuthError::NoKeyForAlgorithm(header.alg));
         }
         let mut last_error = None;
@@ -174,33 +181,58 @@ fn read_jwks_file(path: &Path) -> Result<Vec<PinnedKey>, AuthError> {
         path: path.display().to_string(),
         reason,
     };
-    let text = fs::read_to_string(path).map_err(|err| jwks_error(err.to_string()))?;
-    let set: JwkSet = serde_json::from_str(&text).map_err(|err| jwks_error(err.to_string()))?;
-    pinned_keys(&set)
+    let text = fs::read(path).map_err(|err| jwks_error(err.to_string()))?;
+    pinned_keys(&text).map_err(jwks_error)
 }
 
-/// Turns a JWKS into pinned verification keys. Encryption keys and
-/// symmetric keys are skipped: a published key set holds public keys.
-pub(crate) fn pinned_keys(set: &JwkSet) -> Result<Vec<PinnedKey>, AuthError> {
+/// Turns a JWKS document into pinned verification keys. Encryption keys and
+/// symmetric keys are skipped: a published key set holds public keys. So is
+/// any key this service cannot use (an algorithm or curve it does not
+/// support, a key it cannot parse), with a warning: providers publish such
+/// keys beside the ones they sign with, and refusing the whole set for one
+/// of them would refuse every token. A set with no usable key is an error.
+pub(crate) fn pinned_keys(document: &[u8]) -> Result<Vec<PinnedKey>, String> {
+    #[derive(Deserialize)]
+    struct Document {
+        keys: Vec<serde_json::Value>,
+    }
+    let document: Document = serde_json::from_slice(document).map_err(|err| format!("not a JWKS: {err}"))?;
     let mut keys = Vec::new();
-    for jwk in &set.keys {
+    for value in document.keys {
+        let jwk: Jwk = match serde_json::from_value(value) {
+            Ok(jwk) => jwk,
+            Err(err) => {
+                tracing::warn!(error = %err, "JWKS key skipped: not a key this service can read");
+                continue;
+            }
+        };
         if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
             continue;
         }
         if matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)) {
             continue;
         }
-        let unusable = |reason: String| AuthError::UnusableKey {
-            kid: jwk.common.key_id.clone(),
-            reason,
-        };
-        let algorithm = pinned_algorithm(jwk).map_err(unusable)?;
-        let key = DecodingKey::from_jwk(jwk).map_err(|err| unusable(err.to_string()))?;
-        keys.push(PinnedKey {
-            kid: jwk.common.key_id.clone(),
-            algorithm,
-            key,
+        let pinned = pinned_algorithm(&jwk).and_then(|algorithm| {
+            let key = DecodingKey::from_jwk(&jwk).map_err(|err| err.to_string())?;
+            Ok(PinnedKey {
+                kid: jwk.common.key_id.clone(),
+                algorithm,
+                key,
+            })
         });
+        match pinned {
+            Ok(key) => keys.push(key),
+            Err(reason) => {
+                let unusable = AuthError::UnusableKey {
+                    kid: jwk.common.key_id.clone(),
+                    reason,
+                };
+                tracing::warn!(error = %unusable, "JWKS key skipped");
+            }
+        }
+    }
+    if keys.is_empty() {
+        return Err("no key in the set can verify signatures here".to_owned());
     }
     Ok(keys)
 }
@@ -254,6 +286,7 @@ mod tests {
             issuer: issuer.map(Into::into),
             audience: audience.map(Into::into),
             leeway_secs: 0,
+            development: false,
         })
         .unwrap()
     }
@@ -351,6 +384,7 @@ mod tests {
             issuer: None,
             audience: None,
             leeway_secs: 0,
+            development: false,
         })
         .unwrap()
     }

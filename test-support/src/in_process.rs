@@ -68,6 +68,7 @@ pub fn auth_config(secret: &str) -> todo_core::config::AuthConfig {
         issuer: None,
         audience: None,
         leeway_secs: 0,
+        development: true,
     }
 }
 

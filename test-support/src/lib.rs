@@ -28,6 +28,10 @@ pub mod tokens;
 pub use fake_sidecar::{ApiLevel, FakeSidecar, RecordedEvent, RecordedJob};
 pub use in_process::{RunningServer, auth_config, dapr_config, database_config, delivery};
 pub use postgres::TestDatabase;
+
+/// A `JWT_SECRET` for service processes under test: long enough that a
+/// service accepts it without `DEV_MODE`, as a deployment would.
+pub const TEST_JWT_SECRET: &str = "a-test-secret-long-enough-for-production";
 pub use process::{ServiceProcess, free_port, free_ports};
 
 /// A tracing subscriber that prints only when `TEST_LOG` is set, so test

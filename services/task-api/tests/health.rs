@@ -8,7 +8,10 @@ use todo_testing::{ServiceProcess, TestDatabase};
 #[tokio::test]
 async fn serves_health_and_reflection_and_stops_on_sigterm() {
     let database = TestDatabase::create().await;
-    let env = [("DATABASE_URL", database.url.as_str()), ("JWT_SECRET", "test-secret")];
+    let env = [
+        ("DATABASE_URL", database.url.as_str()),
+        ("JWT_SECRET", todo_testing::TEST_JWT_SECRET),
+    ];
     let process = ServiceProcess::start("task-api", env!("CARGO_BIN_EXE_task-api"), "APP_PORT", &env).await;
 
     let services = process.reflected_services().await;
@@ -31,7 +34,10 @@ async fn serves_health_and_reflection_and_stops_on_sigterm() {
 async fn a_silent_client_does_not_hold_the_shutdown() {
     use tokio::io::AsyncWriteExt;
     let database = TestDatabase::create().await;
-    let env = [("DATABASE_URL", database.url.as_str()), ("JWT_SECRET", "test-secret")];
+    let env = [
+        ("DATABASE_URL", database.url.as_str()),
+        ("JWT_SECRET", todo_testing::TEST_JWT_SECRET),
+    ];
     let process = ServiceProcess::start("task-api", env!("CARGO_BIN_EXE_task-api"), "APP_PORT", &env).await;
     // An HTTP/2 connection: the preface and an empty SETTINGS frame, then
     // nothing more, not even an acknowledgement of what the server sends.
@@ -54,7 +60,10 @@ async fn a_silent_client_does_not_hold_the_shutdown() {
 #[tokio::test]
 async fn one_connection_may_open_a_bounded_number_of_streams() {
     let database = TestDatabase::create().await;
-    let env = [("DATABASE_URL", database.url.as_str()), ("JWT_SECRET", "test-secret")];
+    let env = [
+        ("DATABASE_URL", database.url.as_str()),
+        ("JWT_SECRET", todo_testing::TEST_JWT_SECRET),
+    ];
     let process = ServiceProcess::start("task-api", env!("CARGO_BIN_EXE_task-api"), "APP_PORT", &env).await;
     let tcp = tokio::net::TcpStream::connect(process.addr).await.expect("connect");
     let (client, mut connection) = h2::client::handshake(tcp).await.expect("HTTP/2");
