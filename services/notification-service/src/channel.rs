@@ -36,6 +36,9 @@ pub struct Outgoing {
 pub struct DeliveryError {
     pub channel: &'static str,
     pub reason: String,
+    /// The receiver refused this notification (a webhook's 4xx): trying
+    /// again would be refused the same way.
+    pub permanent: bool,
 }
 
 #[tonic::async_trait]
@@ -131,10 +134,14 @@ impl Channel for WebhookChannel {
                 Ok(()) => return Ok(()),
                 Err((retryable, reason)) => {
                     tracing::debug!(attempt, %reason, "webhook delivery failed");
-                    last = reason;
                     if !retryable {
-                        break;
+                        return Err(DeliveryError {
+                            channel: "webhook",
+                            reason,
+                            permanent: true,
+                        });
                     }
+                    last = reason;
                 }
             }
             if attempt < self.attempts {
@@ -145,6 +152,7 @@ impl Channel for WebhookChannel {
         Err(DeliveryError {
             channel: "webhook",
             reason: last,
+            permanent: false,
         })
     }
 }

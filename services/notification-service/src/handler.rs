@@ -91,6 +91,14 @@ impl Notifier {
             kind: ReminderKind::try_from(i32::from(row.kind)).map_or("unknown", |kind| kind.as_str_name()),
         };
         if let Err(err) = self.channel.deliver(&outgoing).await {
+            // Nothing is recorded either way (the transaction rolls back).
+            if err.permanent {
+                // Retrying would hold a connection and a transaction for
+                // minutes to be refused again: dead-letter it at once, for
+                // `just replay` once the receiver accepts it.
+                tracing::warn!(error = %err, "delivery refused; nothing recorded, dead-lettered");
+                return Err(Outcome::Drop);
+            }
             tracing::warn!(error = %err, "delivery failed; nothing recorded, will retry");
             return Err(Outcome::Retry);
         }

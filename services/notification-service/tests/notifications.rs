@@ -346,4 +346,13 @@ async fn a_failing_webhook_records_nothing_and_asks_for_a_retry() {
     assert_eq!(body["kind"], "REMINDER_KIND_24H_BEFORE");
     let (listed, _) = app.list("alice", ListNotificationsRequest::default()).await.unwrap();
     assert_eq!(listed.len(), 1);
+
+    // A refusal (4xx) is final: one attempt, nothing recorded, and DROP so
+    // the sidecar dead-letters it at once instead of retrying for minutes.
+    *status.lock().unwrap() = 400;
+    let refused = reminder("alice", ReminderKind::ReminderKind1hBefore);
+    assert_eq!(app.deliver(&refused).await, TopicEventResponseStatus::Drop as i32);
+    assert_eq!(bodies.lock().unwrap().len(), 4, "not retried within the call");
+    let (listed, _) = app.list("alice", ListNotificationsRequest::default()).await.unwrap();
+    assert_eq!(listed.len(), 1, "nothing recorded for the refused one");
 }

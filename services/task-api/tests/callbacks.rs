@@ -11,7 +11,9 @@ use support::{TestApp, create, new_task};
 use todo_core::{
     dapr::runtime::topic_event_response::TopicEventResponseStatus,
     events::encode_json,
-    proto::v1::{Frequency, ListTasksRequest, Recurrence, Task, TaskOccurrenceRequested, WatchTasksRequest},
+    proto::v1::{
+        DeleteTaskRequest, Frequency, ListTasksRequest, Recurrence, Task, TaskOccurrenceRequested, WatchTasksRequest,
+    },
 };
 use tokio_stream::StreamExt;
 
@@ -86,6 +88,35 @@ async fn a_duplicated_occurrence_command_creates_one_task() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(app.sidecar.events().len(), 1, "one task.created for two commands");
     assert_eq!(events[0].event_type, "task.created");
+
+    // The user deletes the occurrence; the command replayed from a dead
+    // letter (or redelivered) does not bring it back.
+    alice
+        .delete_task(DeleteTaskRequest {
+            id: command.task_id.clone(),
+            expected_version: 0,
+        })
+        .await
+        .unwrap();
+    let status = callback
+        .on_topic_event(TestApp::delivery(
+            "task-commands",
+            "task.occurrence.requested",
+            command.encode_to_vec(),
+            "application/protobuf",
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(status, TopicEventResponseStatus::Success as i32);
+    let tasks = alice
+        .list_tasks(ListTasksRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .tasks;
+    assert!(tasks.is_empty(), "a deleted occurrence stays deleted: {tasks:?}");
     app.stop().await;
 }
 

@@ -16,7 +16,9 @@ const COLUMNS: &str = "id, user_id, title, description, completed, priority, due
 /// Inserts `task` and its `task.created` outbox row in one statement (one
 /// round trip, atomic without a transaction); false, and neither written,
 /// when a task with its id, or the same request id for this user, already
-/// exists (a retried create or a duplicate command).
+/// exists (a retried create or a duplicate command), or when a task with
+/// its id was deleted (a command replayed after the user deleted the
+/// occurrence it created).
 pub async fn insert_created(
     conn: &mut PgConnection,
     task: &TaskRecord,
@@ -28,7 +30,8 @@ pub async fn insert_created(
            INSERT INTO tasks (id, user_id, title, description, completed, priority, due_at, tags, \
            recurrence_frequency, recurrence_interval, recurrence_until, recurrence_count, series_id, \
            occurrence_number, created_at, updated_at, completed_at, version, request_id, recurrence_month_day) \
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+           SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20 \
+           WHERE NOT EXISTS (SELECT 1 FROM deleted_tasks WHERE id = $1) \
            ON CONFLICT DO NOTHING RETURNING id) \
          INSERT INTO outbox (event_id, topic, event_type, partition_key, payload, traceparent) \
          SELECT $21, $22, $23, $24, $25, $26 FROM created",
@@ -123,12 +126,17 @@ pub async fn update(conn: &mut PgConnection, task: &TaskRecord) -> sqlx::Result<
     Ok(())
 }
 
+/// Deletes the task; a task of a series leaves its id behind in
+/// `deleted_tasks`, so no replayed command creates it again.
 pub async fn delete(conn: &mut PgConnection, user_id: &str, id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM tasks WHERE id = $1 AND user_id = $2")
-        .bind(id)
-        .bind(user_id)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "WITH gone AS (DELETE FROM tasks WHERE id = $1 AND user_id = $2 RETURNING id, series_id) \
+         INSERT INTO deleted_tasks (id) SELECT id FROM gone WHERE series_id IS NOT NULL ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(user_id)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
