@@ -206,3 +206,26 @@ async fn two_replicas_publish_every_event_exactly_once() {
     second.stop().await;
     first.stop().await;
 }
+
+/// A standby relay waits for the lock on one connection: it does not open
+/// a new one several times a second (each costs PostgreSQL a process).
+#[tokio::test]
+async fn a_standby_relay_holds_one_connection_instead_of_reconnecting() {
+    let first = TestApp::spawn().await;
+    let url = first.database.url.clone();
+    let second = TestApp::spawn_on(todo_testing::TestDatabase::existing(&url), ApiLevel::Stable).await;
+    let sessions = "SELECT sessions FROM pg_stat_database WHERE datname = current_database()";
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = first.database.scalar(sessions).await;
+    // The relays poll every 50 ms here: twenty times a second.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = first.database.scalar(sessions).await;
+    assert!(after - before <= 2, "{} sessions opened in 2 s", after - before);
+    // The standby still takes over when the leader goes.
+    let _database = first.stop_keeping_database().await;
+    let mut alice = second.client("alice").await;
+    let task = create(&mut alice, new_task("after the leader left")).await;
+    let events = second.wait_for_events(1).await;
+    assert_eq!(events[0].task.as_ref().unwrap().id, task.id);
+    second.stop().await;
+}

@@ -88,7 +88,7 @@ impl Relay {
         }
     }
 
-    /// Takes the relay lock when free and publishes while holding it.
+    /// Waits for the relay lock and publishes while holding it.
     async fn lead(&self, shutdown: &CancellationToken) -> sqlx::Result<()> {
         // A detached connection: when it closes, the lock goes with it, and
         // it never returns to the pool still holding the lock.
@@ -97,17 +97,30 @@ impl Relay {
             conn = self.pool.acquire() => conn?.detach(),
             () = shutdown.cancelled() => return Ok(()),
         };
-        let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(RELAY_LOCK_KEY)
-            .fetch_one(&mut conn)
-            .await?;
-        if !leader {
-            conn.close().await.ok();
-            tokio::select! {
-                () = tokio::time::sleep(self.config.poll_interval) => {}
-                () = shutdown.cancelled() => {}
+        // PostgreSQL releases a session's advisory lock only when it learns
+        // the session is gone; without keepalives a leader whose machine
+        // vanished (no FIN, no RST) holds the lock, and stops every event,
+        // for as long as the kernel's defaults take: over two hours. With
+        // these its backend is ended within about a minute.
+        sqlx::query(
+            "SELECT set_config('tcp_keepalives_idle', '15', false), \
+                    set_config('tcp_keepalives_interval', '5', false), \
+                    set_config('tcp_keepalives_count', '3', false), \
+                    set_config('tcp_user_timeout', '30000', false), \
+                    set_config('client_connection_check_interval', '5000', false)",
+        )
+        .execute(&mut conn)
+        .await?;
+        // A standby waits inside PostgreSQL on this one connection and
+        // takes over the moment the leader's session ends (no polling, no
+        // new connection per attempt). At shutdown the wait is dropped with
+        // the connection, which the server notices within its connection
+        // check interval.
+        tokio::select! {
+            locked = sqlx::query("SELECT pg_advisory_lock($1)").bind(RELAY_LOCK_KEY).execute(&mut conn) => {
+                locked?;
             }
-            return Ok(());
+            () = shutdown.cancelled() => return Ok(()),
         }
         tracing::debug!("outbox relay is the leader");
         // The relay's deletes need not wait for the WAL flush: a delete lost
