@@ -177,6 +177,12 @@ pub struct DatabaseConfig {
     /// callers fail at once until PostgreSQL answers again; see
     /// [`crate::db::Database`]).
     pub acquire_timeout: Duration,
+    /// `DATABASE_STATEMENT_TIMEOUT_MS` (default 10000): the longest one
+    /// statement may run. Every statement the services run takes
+    /// milliseconds; one that runs longer (a user's query over a huge
+    /// list, say) is cancelled instead of holding a connection that every
+    /// other user's calls need. 0 turns it off.
+    pub statement_timeout: Duration,
 }
 
 impl DatabaseConfig {
@@ -197,6 +203,7 @@ impl DatabaseConfig {
             url,
             max_connections,
             acquire_timeout: millis(env, "DATABASE_CONNECT_TIMEOUT_MS", Duration::from_secs(2))?,
+            statement_timeout: millis(env, "DATABASE_STATEMENT_TIMEOUT_MS", Duration::from_secs(10))?,
         })
     }
 }

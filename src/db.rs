@@ -67,8 +67,19 @@ pub async fn connect_and_migrate(
             .await
             .map_err(|source| DbError::CreateSchema { schema, source })?;
     }
+    // Migrations run on a session of their own, without the statement
+    // timeout: building an index on a large table may take minutes.
+    setup
+        .execute(format!("SET search_path = {schema}").as_str())
+        .await
+        .map_err(|source| DbError::CreateSchema { schema, source })?;
+    migrations
+        .run_direct(&mut setup)
+        .await
+        .map_err(|source| DbError::Migrate { schema, source })?;
     setup.close().await.ok();
 
+    let statement_timeout = config.statement_timeout.as_millis().to_string();
     let pool = PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(config.acquire_timeout)
@@ -87,13 +98,12 @@ pub async fn connect_and_migrate(
                 Ok(true)
             })
         })
-        .connect_with(options.options([("search_path", schema)]))
+        .connect_with(options.options([
+            ("search_path", schema),
+            ("statement_timeout", statement_timeout.as_str()),
+        ]))
         .await
         .map_err(DbError::Connect)?;
-    migrations
-        .run(&pool)
-        .await
-        .map_err(|source| DbError::Migrate { schema, source })?;
     Ok(Database::new(pool))
 }
 
@@ -143,6 +153,10 @@ impl Database {
         &self.pool
     }
 
+    fn is_saturated(&self) -> bool {
+        self.pool.size() >= self.pool.options().get_max_connections() && self.pool.num_idle() == 0
+    }
+
     /// False while the last connection attempt failed.
     pub fn is_reachable(&self) -> bool {
         self.outage.retry_at.load(Ordering::Acquire) == HEALTHY
@@ -162,6 +176,12 @@ impl Database {
         };
         match &result {
             Ok(_) => self.outage.end(),
+            // Every connection open and in use: the pool is saturated, the
+            // server is fine. Only this caller waited too long; failing
+            // everyone fast would turn one user's load into an outage.
+            Err(sqlx::Error::PoolTimedOut) if self.is_saturated() => {
+                tracing::debug!("every database connection is busy");
+            }
             Err(err) if is_connection_failure(err) => self.outage.begin(),
             Err(_) => {}
         }
@@ -252,6 +272,12 @@ fn is_connection_failure(err: &sqlx::Error) -> bool {
     }))
 }
 
+/// A statement cancelled by `statement_timeout` (see
+/// [`crate::config::DatabaseConfig::statement_timeout`]).
+pub fn is_statement_timeout(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("57014"))
+}
+
 /// Errors that go away when the database comes back: connection trouble,
 /// resource exhaustion, shutdown, and retryable conflicts.
 pub fn is_transient(err: &sqlx::Error) -> bool {
@@ -268,6 +294,12 @@ pub fn is_transient(err: &sqlx::Error) -> bool {
 /// is UNAVAILABLE (the client may retry), anything else INTERNAL; the cause
 /// is logged here, never sent to the client.
 pub fn status(err: &sqlx::Error) -> tonic::Status {
+    if is_statement_timeout(err) {
+        tracing::warn!(error = %err, "statement timed out");
+        return tonic::Status::resource_exhausted(
+            "the request needs more time than one call gets; narrow it (a shorter query, a smaller page)",
+        );
+    }
     if is_transient(err) {
         tracing::warn!(error = %err, "database unavailable");
         tonic::Status::unavailable("database unavailable, try again")

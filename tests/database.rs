@@ -12,6 +12,7 @@ fn config(url: &str) -> DatabaseConfig {
         url: SecretString::from(url.to_owned()),
         max_connections: 2,
         acquire_timeout: std::time::Duration::from_secs(5),
+        statement_timeout: std::time::Duration::from_secs(10),
     }
 }
 
@@ -177,5 +178,43 @@ async fn while_the_server_is_down_callers_fail_at_once_and_recover_when_it_is_ba
             }
         }
     }
+    assert!(db.is_reachable());
+}
+
+/// A pool whose connections are all busy (one user's slow reads, say) is
+/// back-pressure on the callers that wait, not an outage: the others are
+/// not failed fast, and the server is not marked unreachable.
+#[tokio::test]
+async fn a_saturated_pool_is_not_taken_for_an_outage() {
+    let database = TestDatabase::create().await;
+    let mut config = config(&database.url);
+    config.max_connections = 1;
+    config.acquire_timeout = std::time::Duration::from_millis(300);
+    let db = db::connect_and_migrate(&config, "tasks", &PROBE_MIGRATIONS)
+        .await
+        .unwrap();
+    let busy = db.acquire().await.unwrap();
+    let waited = db.acquire().await.unwrap_err();
+    assert!(matches!(waited, sqlx::Error::PoolTimedOut), "{waited}");
+    assert!(db.is_reachable(), "a busy pool is not an unreachable server");
+    drop(busy);
+    db.acquire().await.expect("the next caller gets the freed connection");
+}
+
+/// One statement cannot hold a connection for longer than the statement
+/// timeout; a client learns its request was too large, not that the
+/// server broke.
+#[tokio::test]
+async fn a_statement_past_the_timeout_is_cancelled() {
+    let database = TestDatabase::create().await;
+    let mut config = config(&database.url);
+    config.statement_timeout = std::time::Duration::from_millis(200);
+    let db = db::connect_and_migrate(&config, "tasks", &PROBE_MIGRATIONS)
+        .await
+        .unwrap();
+    let mut conn = db.acquire().await.unwrap();
+    let err = sqlx::query("SELECT pg_sleep(5)").execute(&mut *conn).await.unwrap_err();
+    assert!(db::is_statement_timeout(&err), "{err}");
+    assert_eq!(db::status(&err).code(), tonic::Code::ResourceExhausted);
     assert!(db.is_reachable());
 }

@@ -78,6 +78,7 @@ pub fn database_config(url: &str) -> todo_core::config::DatabaseConfig {
         url: url.to_owned().into(),
         max_connections: 10,
         acquire_timeout: std::time::Duration::from_secs(5),
+        statement_timeout: std::time::Duration::from_secs(10),
     }
 }
 

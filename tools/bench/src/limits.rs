@@ -52,6 +52,7 @@ pub async fn db_tps(args: &Args) -> anyhow::Result<Value> {
         url: SecretString::from(database.url.clone()),
         max_connections: 1,
         acquire_timeout: Duration::from_secs(10),
+        statement_timeout: std::time::Duration::from_secs(10),
     };
     todo_core::db::connect_and_migrate(&config, task_api::startup::SCHEMA, &task_api::startup::MIGRATIONS).await?;
     let dir = std::env::temp_dir().join(format!("todo-bench-pgbench-{}", uuid::Uuid::new_v4().simple()));

@@ -101,13 +101,15 @@ impl Relay {
         // the session is gone; without keepalives a leader whose machine
         // vanished (no FIN, no RST) holds the lock, and stops every event,
         // for as long as the kernel's defaults take: over two hours. With
-        // these its backend is ended within about a minute.
+        // these its backend is ended within about a minute. A standby's
+        // wait for the lock is no statement to time out.
         sqlx::query(
             "SELECT set_config('tcp_keepalives_idle', '15', false), \
                     set_config('tcp_keepalives_interval', '5', false), \
                     set_config('tcp_keepalives_count', '3', false), \
                     set_config('tcp_user_timeout', '30000', false), \
-                    set_config('client_connection_check_interval', '5000', false)",
+                    set_config('client_connection_check_interval', '5000', false), \
+                    set_config('statement_timeout', '0', false)",
         )
         .execute(&mut conn)
         .await?;
