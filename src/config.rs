@@ -228,6 +228,9 @@ pub struct AuthConfig {
     pub leeway_secs: u64,
     /// [`DEV_MODE`]: the checks above are relaxed for local development.
     pub development: bool,
+    /// `RATE_LIMIT_PER_SECOND` (default 100; 0: off) and `RATE_LIMIT_BURST`
+    /// (default 200): calls per user to this service's public API.
+    pub rate_limit: crate::auth::RateLimit,
 }
 
 impl AuthConfig {
@@ -241,6 +244,14 @@ impl AuthConfig {
             audience: optional(env, "JWT_AUDIENCE")?,
             leeway_secs: with_default(env, "JWT_LEEWAY_SECS", 0)?,
             development: development_mode(env)?,
+            rate_limit: crate::auth::RateLimit {
+                per_second: with_default(
+                    env,
+                    "RATE_LIMIT_PER_SECOND",
+                    crate::auth::RateLimit::default().per_second,
+                )?,
+                burst: with_default(env, "RATE_LIMIT_BURST", crate::auth::RateLimit::default().burst)?,
+            },
         };
         if config.jwt_secret.is_none() && config.jwks_file.is_none() && config.jwks_url.is_none() {
             return Err(ConfigError::Missing {

@@ -23,6 +23,7 @@ fn verifier() -> JwtVerifier {
         audience: Some("aud".into()),
         leeway_secs: 0,
         development: false,
+        rate_limit: Default::default(),
     })
     .unwrap()
 }

@@ -80,6 +80,7 @@ fn refreshed_every(url: String, jwks_refresh: Duration) -> AuthConfig {
         audience: None,
         leeway_secs: 0,
         development: false,
+        rate_limit: Default::default(),
     }
 }
 

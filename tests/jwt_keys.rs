@@ -29,6 +29,7 @@ fn verifier() -> JwtVerifier {
         audience: None,
         leeway_secs: 0,
         development: false,
+        rate_limit: Default::default(),
     })
     .unwrap()
 }

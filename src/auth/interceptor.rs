@@ -1,10 +1,10 @@
 //! The tonic interceptor that authenticates every public RPC.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use tonic::{Request, Status, service::Interceptor};
 
-use super::jwt::JwtVerifier;
+use super::{jwt::JwtVerifier, rate_limit::RateLimiter};
 
 /// The authenticated caller: the token's `sub` claim.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -25,15 +25,17 @@ impl UserId {
     }
 }
 
-/// Verifies `authorization: Bearer <JWT>` and attaches the [`UserId`].
+/// Verifies `authorization: Bearer <JWT>`, admits the call under the
+/// user's rate limit, and attaches the [`UserId`].
 #[derive(Clone)]
 pub struct AuthInterceptor {
     verifier: Arc<JwtVerifier>,
+    limiter: RateLimiter,
 }
 
 impl AuthInterceptor {
-    pub fn new(verifier: Arc<JwtVerifier>) -> Self {
-        Self { verifier }
+    pub fn new(verifier: Arc<JwtVerifier>, limiter: RateLimiter) -> Self {
+        Self { verifier, limiter }
     }
 }
 
@@ -54,6 +56,12 @@ impl Interceptor for AuthInterceptor {
         let user = self.verifier.verify(token).map_err(|err| {
             tracing::debug!(error = %err, "rejected token");
             Status::unauthenticated("invalid or expired token")
+        })?;
+        self.limiter.admit(user.as_str(), Instant::now()).map_err(|limited| {
+            Status::resource_exhausted(format!(
+                "too many calls for this user; retry in {} ms",
+                limited.retry_after.as_millis().max(1)
+            ))
         })?;
         request.extensions_mut().insert(user);
         Ok(request)

@@ -287,6 +287,7 @@ mod tests {
             audience: audience.map(Into::into),
             leeway_secs: 0,
             development: false,
+            rate_limit: Default::default(),
         })
         .unwrap()
     }
@@ -385,6 +386,7 @@ mod tests {
             audience: None,
             leeway_secs: 0,
             development: false,
+            rate_limit: Default::default(),
         })
         .unwrap()
     }

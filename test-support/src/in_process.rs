@@ -69,6 +69,7 @@ pub fn auth_config(secret: &str) -> todo_core::config::AuthConfig {
         audience: None,
         leeway_secs: 0,
         development: true,
+        rate_limit: Default::default(),
     }
 }
 

@@ -45,8 +45,10 @@ impl Application {
         let mut base = base_routes(&[&["todo.v1.AuditService"][..], &app::SERVICE_NAMES].concat())?;
         let api =
             AuditServiceServer::new(AuditApi { pool: pool.clone() }).max_decoding_message_size(MAX_QUERY_REQUEST_BYTES);
-        base.routes
-            .add_service(InterceptedService::new(api, AuthInterceptor::new(verifier)));
+        base.routes.add_service(InterceptedService::new(
+            api,
+            AuthInterceptor::new(verifier, todo_core::auth::RateLimiter::new(config.auth.rate_limit)),
+        ));
         let auditor = Auditor {
             pool: pool.clone(),
             pubsub_name: config.dapr.pubsub_name.clone(),

@@ -8,7 +8,10 @@ use todo_testing::{ServiceProcess, TestDatabase};
 #[tokio::test]
 async fn serves_health_and_reflection_and_stops_on_sigterm() {
     let database = TestDatabase::create().await;
-    let env = [("DATABASE_URL", database.url.as_str()), ("JWT_SECRET", todo_testing::TEST_JWT_SECRET)];
+    let env = [
+        ("DATABASE_URL", database.url.as_str()),
+        ("JWT_SECRET", todo_testing::TEST_JWT_SECRET),
+    ];
     let process = ServiceProcess::start("audit-service", env!("CARGO_BIN_EXE_audit-service"), "APP_PORT", &env).await;
 
     let services = process.reflected_services().await;

@@ -56,8 +56,10 @@ impl Application {
         let mut base = base_routes(&[&["todo.v1.NotificationService"][..], &app::SERVICE_NAMES].concat())?;
         let api = NotificationServiceServer::new(NotificationApi { pool: pool.clone() })
             .max_decoding_message_size(MAX_QUERY_REQUEST_BYTES);
-        base.routes
-            .add_service(InterceptedService::new(api, AuthInterceptor::new(verifier)));
+        base.routes.add_service(InterceptedService::new(
+            api,
+            AuthInterceptor::new(verifier, todo_core::auth::RateLimiter::new(config.auth.rate_limit)),
+        ));
         let notifier = Notifier {
             pool: pool.clone(),
             channel,

@@ -35,6 +35,8 @@ pub enum OperationError {
     NotFound,
     #[error("task changed meanwhile: expected version {expected}, current {current}")]
     VersionMismatch { expected: i64, current: i64 },
+    #[error("a user may have at most {limit} tasks; delete some first")]
+    QuotaExceeded { limit: i64 },
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -45,16 +47,22 @@ pub struct Page {
     pub next_page_token: String,
 }
 
-/// Everything the operations need: the pool and the relay's wake-up.
+/// Everything the operations need: the pool, the relay's wake-up, and how
+/// many tasks one user may keep.
 #[derive(Clone)]
 pub struct Tasks {
     pool: Database,
     relay_wake: Arc<Notify>,
+    max_tasks_per_user: i64,
 }
 
 impl Tasks {
-    pub fn new(pool: Database, relay_wake: Arc<Notify>) -> Self {
-        Self { pool, relay_wake }
+    pub fn new(pool: Database, relay_wake: Arc<Notify>, max_tasks_per_user: i64) -> Self {
+        Self {
+            pool,
+            relay_wake,
+            max_tasks_per_user,
+        }
     }
 
     pub async fn create(
@@ -76,6 +84,7 @@ impl Tasks {
             recurrence: request.recurrence.as_ref(),
         };
         let task = validation::new_task(Uuid::now_v7(), user_id, &input, &REQUEST_FIELDS, timestamps::now())?;
+        self.check_quota(user_id, request_id).await?;
 
         if !self.insert_created(&task, request_id, traceparent).await? {
             // A retry of a create that already happened: answer as the first time.
@@ -86,6 +95,27 @@ impl Tasks {
             return Ok(existing);
         }
         Ok(task)
+    }
+
+    /// Refuses a new task when the user already has as many as allowed
+    /// (the table, and the audit log behind it, are shared by everyone).
+    /// Concurrent creates may pass it together: the bound is approximate by
+    /// that many. A retried create that already happened is not refused.
+    async fn check_quota(&self, user_id: &str, request_id: Option<Uuid>) -> Result<(), OperationError> {
+        let mut conn = self.pool.acquire().await?;
+        if tasks::count_up_to(&mut conn, user_id, self.max_tasks_per_user).await? < self.max_tasks_per_user {
+            return Ok(());
+        }
+        if let Some(request_id) = request_id
+            && tasks::find_by_request_id(&mut conn, user_id, request_id)
+                .await?
+                .is_some()
+        {
+            return Ok(());
+        }
+        Err(OperationError::QuotaExceeded {
+            limit: self.max_tasks_per_user,
+        })
     }
 
     /// Writes a new task and its `task.created` event in one round trip;

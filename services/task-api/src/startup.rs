@@ -57,7 +57,7 @@ impl Application {
         let verifier = todo_core::auth::start(&config.auth).await?;
         let publisher = Publisher::connect_lazy(&config.dapr)?;
         let relay_wake = Arc::new(Notify::new());
-        let tasks = Tasks::new(pool.clone(), relay_wake.clone());
+        let tasks = Tasks::new(pool.clone(), relay_wake.clone(), config.max_tasks_per_user);
         let watch = WatchHub::new(config.watch);
 
         let mut base = base_routes(&[&["todo.v1.TaskService"][..], &app::SERVICE_NAMES].concat())?;
@@ -66,8 +66,10 @@ impl Application {
         // RESOURCE_EXHAUSTED before they are decoded.
         let service = TaskServiceServer::new(TaskApi::new(tasks.clone(), watch.clone()))
             .max_decoding_message_size(MAX_REQUEST_BYTES);
-        base.routes
-            .add_service(InterceptedService::new(service, AuthInterceptor::new(verifier)));
+        base.routes.add_service(InterceptedService::new(
+            service,
+            AuthInterceptor::new(verifier, todo_core::auth::RateLimiter::new(config.auth.rate_limit)),
+        ));
         let events = TaskApiEvents {
             tasks,
             watch: watch.clone(),

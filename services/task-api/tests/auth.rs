@@ -46,3 +46,26 @@ async fn missing_malformed_or_wrongly_signed_tokens_are_unauthenticated() {
         .unwrap();
     app.stop().await;
 }
+
+/// One user's flood is refused at the door, with the time to wait; another
+/// user's calls go on (the default limit: 200 at once, 100 a second).
+#[tokio::test]
+async fn a_user_past_the_rate_limit_is_refused_and_others_are_not() {
+    let app = TestApp::spawn().await;
+    let mut greedy = app.client("greedy").await;
+    let mut refused = None;
+    for _ in 0..1_000 {
+        // Refused by validation after the door: no database work.
+        let status = greedy.get_task(GetTaskRequest { id: "nope".into() }).await.unwrap_err();
+        if status.code() == Code::ResourceExhausted {
+            refused = Some(status);
+            break;
+        }
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    }
+    let refused = refused.expect("a thousand calls at once pass a limit of 200");
+    assert!(refused.message().contains("retry in"), "{}", refused.message());
+    let mut other = app.client("other").await;
+    other.list_tasks(ListTasksRequest::default()).await.unwrap();
+    app.stop().await;
+}

@@ -708,3 +708,45 @@ async fn oversized_messages_are_refused_before_decoding() {
     create(&mut alice, new_task("still fine")).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_user_at_the_task_quota_is_refused_and_others_are_not() {
+    let app = TestApp::spawn().await;
+    let mut alice = app.client("alice").await;
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let first = create(
+        &mut alice,
+        CreateTaskRequest {
+            request_id: request_id.clone(),
+            ..new_task("first")
+        },
+    )
+    .await;
+    for n in 1..support::MAX_TASKS_PER_USER {
+        create(&mut alice, new_task(&format!("t{n}"))).await;
+    }
+    let refused = alice.create_task(new_task("one too many")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("at most"), "{}", refused.message());
+    // A retry of a create that happened is answered as before.
+    let retried = create(
+        &mut alice,
+        CreateTaskRequest {
+            request_id,
+            ..new_task("first")
+        },
+    )
+    .await;
+    assert_eq!(retried.id, first.id);
+    // Others are not affected; deleting one makes room.
+    create(&mut app.client("bob").await, new_task("bob's")).await;
+    alice
+        .delete_task(DeleteTaskRequest {
+            id: first.id,
+            expected_version: 0,
+        })
+        .await
+        .unwrap();
+    create(&mut alice, new_task("room again")).await;
+    app.stop().await;
+}

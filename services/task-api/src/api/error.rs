@@ -11,6 +11,7 @@ impl From<OperationError> for Status {
             // Also for another user's task: its existence is not revealed.
             OperationError::NotFound => Status::not_found("task not found"),
             OperationError::VersionMismatch { .. } => Status::aborted(err.to_string()),
+            OperationError::QuotaExceeded { .. } => Status::resource_exhausted(err.to_string()),
             OperationError::Database(db) => todo_core::db::status(&db),
         }
     }

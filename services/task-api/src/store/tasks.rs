@@ -60,6 +60,16 @@ pub async fn insert_created(
     Ok(result.rows_affected() == 1)
 }
 
+/// How many tasks `user_id` has, counting no further than `limit` (so
+/// the cost stays bounded whatever the user holds).
+pub async fn count_up_to(conn: &mut PgConnection, user_id: &str, limit: i64) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM (SELECT 1 FROM tasks WHERE user_id = $1 LIMIT $2) AS mine")
+        .bind(user_id)
+        .bind(limit)
+        .fetch_one(conn)
+        .await
+}
+
 pub async fn find_by_request_id(
     conn: &mut PgConnection,
     user_id: &str,

@@ -21,6 +21,8 @@ use tonic::{
 };
 
 pub const JWT_SECRET: &str = "task-api-test-secret";
+/// Small, so a test can reach it.
+pub const MAX_TASKS_PER_USER: i64 = 50;
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -83,6 +85,7 @@ impl TestApp {
             auth: auth_config(JWT_SECRET),
             watch_pubsub_name: "pubsub".into(),
             watch: Default::default(),
+            max_tasks_per_user: MAX_TASKS_PER_USER,
             relay: RelayConfig {
                 batch_size,
                 poll_interval: Duration::from_millis(50),
