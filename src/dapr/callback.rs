@@ -111,7 +111,20 @@ pub fn subscription(pubsub_name: &str, topic: &str, rules: &[(&str, &str)], defa
     }
 }
 
-/// Turns on bulk delivery (`OnBulkTopicEvent`) for a subscription.
+/// The most events one bulk delivery carries. daprd sends at most 4 MiB
+/// to an app in one call (its `--max-body-size`), and refuses a larger
+/// batch on every retry until it dead-letters all of it, other users'
+/// events included. The largest task event validation allows is about
+/// 22 kB in JSON (4,000 four-byte characters of description, 200 of title,
+/// 20 tags of 50; control characters, which JSON would escape sixfold, are
+/// refused), so 100 with their envelopes stay near half the limit.
+pub const BULK_MAX_EVENTS: i32 = 100;
+/// How long the runtime waits to fill a batch: short, so a lone event is
+/// not held back.
+pub const BULK_MAX_AWAIT_MS: i32 = 5;
+
+/// Turns on bulk delivery (`OnBulkTopicEvent`) for a subscription; the
+/// services pass [`BULK_MAX_EVENTS`] and [`BULK_MAX_AWAIT_MS`].
 pub fn with_bulk(mut subscription: TopicSubscription, max_messages: i32, max_await_ms: i32) -> TopicSubscription {
     subscription.bulk_subscribe = Some(BulkSubscribeConfig {
         enabled: true,

@@ -56,6 +56,17 @@ impl OutgoingEvent {
         })
     }
 
+    /// About what the event adds to a publish request.
+    fn encoded_size(&self) -> usize {
+        const FRAMING: usize = 128;
+        self.data.len()
+            + self.event_id.len() * 2
+            + self.event_type.len()
+            + self.partition_key.len() * 3
+            + self.traceparent.as_ref().map_or(0, String::len)
+            + FRAMING
+    }
+
     fn metadata(&self) -> HashMap<String, String> {
         let mut metadata = HashMap::from([
             ("partitionKey".to_owned(), kafka_key(&self.partition_key)),
@@ -82,6 +93,30 @@ impl OutgoingEvent {
 pub fn kafka_key(partition_key: &str) -> String {
     const NOT_PRINTABLE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b' ').add(b'%');
     percent_encoding::utf8_percent_encode(partition_key, NOT_PRINTABLE).to_string()
+}
+
+/// The most one bulk publish call carries (events' data and metadata): a
+/// quarter of the 4 MiB the sidecars take, so the request's framing never
+/// tips it over.
+pub const MAX_BULK_PUBLISH_BYTES: usize = 1 << 20;
+
+/// `events` cut into runs, in order, each at most `limit` bytes (an event
+/// larger than that alone in its run).
+fn by_size(events: &[OutgoingEvent], limit: usize) -> Vec<&[OutgoingEvent]> {
+    let mut runs = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (index, event) in events.iter().enumerate() {
+        let size = event.encoded_size();
+        if index > start && bytes + size > limit {
+            runs.push(&events[start..index]);
+            (start, bytes) = (index, 0);
+        }
+        bytes += size;
+    }
+    if start < events.len() {
+        runs.push(&events[start..]);
+    }
+    runs
 }
 
 /// Why a publish did not happen. Either way the caller still holds the
@@ -218,11 +253,70 @@ impl Publisher {
         Ok(())
     }
 
-    /// Publishes a batch to one topic. The batch's trace context is the
-    /// first event's; each entry still carries its own id, type and key.
+    /// Publishes a batch to one topic, in calls of at most
+    /// [`MAX_BULK_PUBLISH_BYTES`] (the sidecar refuses a request past its
+    /// limit, 4 MiB on daprd and dev-sidecar, and a batch of large events
+    /// refused whole would be refused again for ever). A call the sidecar
+    /// still finds too large (RESOURCE_EXHAUSTED) goes again in halves. The
+    /// calls go in order; when one fails, it and every later one are
+    /// reported failed (`PartialBatch`, or the error itself when nothing
+    /// was accepted), so the caller keeps exactly the events not yet out.
+    pub async fn publish_bulk(&self, topic: &str, events: &[OutgoingEvent]) -> Result<(), PublishError> {
+        let mut pending: std::collections::VecDeque<&[OutgoingEvent]> = by_size(events, MAX_BULK_PUBLISH_BYTES).into();
+        let mut accepted = 0;
+        while let Some(call) = pending.pop_front() {
+            let failure = match self.publish_bulk_call(topic, call).await {
+                Ok(()) => {
+                    accepted += call.len();
+                    continue;
+                }
+                Err(PublishError::Sidecar(status)) if status.code() == Code::ResourceExhausted && call.len() > 1 => {
+                    let (first, second) = call.split_at(call.len() / 2);
+                    pending.push_front(second);
+                    pending.push_front(first);
+                    continue;
+                }
+                Err(failure) => failure,
+            };
+            let later = pending
+                .iter()
+                .flat_map(|call| call.iter())
+                .map(|event| event.event_id.clone());
+            return Err(match failure {
+                PublishError::PartialBatch {
+                    first_error,
+                    mut failed_ids,
+                    ..
+                } => {
+                    failed_ids.extend(later);
+                    PublishError::PartialBatch {
+                        failed: failed_ids.len(),
+                        total: events.len(),
+                        first_error,
+                        failed_ids,
+                    }
+                }
+                failure if accepted == 0 => failure,
+                failure => {
+                    let failed_ids: Vec<String> =
+                        call.iter().map(|event| event.event_id.clone()).chain(later).collect();
+                    PublishError::PartialBatch {
+                        failed: failed_ids.len(),
+                        total: events.len(),
+                        first_error: failure.to_string(),
+                        failed_ids,
+                    }
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// One bulk publish call. The batch's trace context is the first
+    /// event's; each entry still carries its own id, type and key.
     // The Alpha1 name is deprecated but is all that older runtimes have.
     #[allow(deprecated)]
-    pub async fn publish_bulk(&self, topic: &str, events: &[OutgoingEvent]) -> Result<(), PublishError> {
+    async fn publish_bulk_call(&self, topic: &str, events: &[OutgoingEvent]) -> Result<(), PublishError> {
         if events.is_empty() {
             return Ok(());
         }
@@ -298,7 +392,31 @@ impl Publisher {
 
 #[cfg(test)]
 mod tests {
-    use super::kafka_key;
+    use super::{OutgoingEvent, by_size, kafka_key};
+    use crate::events::ContentType;
+
+    fn event(bytes: usize) -> OutgoingEvent {
+        OutgoingEvent {
+            event_id: "e".into(),
+            event_type: "t".into(),
+            partition_key: "k".into(),
+            data: vec![0; bytes],
+            content_type: ContentType::Protobuf,
+            traceparent: None,
+        }
+    }
+
+    #[test]
+    fn batches_are_cut_by_size_in_order() {
+        let events: Vec<OutgoingEvent> = [400, 400, 400, 5_000, 10].iter().map(|&b| event(b)).collect();
+        let runs = by_size(&events, 1_000);
+        let lengths: Vec<usize> = runs.iter().map(|run| run.len()).collect();
+        assert_eq!(lengths, [1, 1, 1, 1, 1]);
+        let runs = by_size(&events, 2_000);
+        let lengths: Vec<usize> = runs.iter().map(|run| run.len()).collect();
+        assert_eq!(lengths, [3, 1, 1]);
+        assert!(by_size(&[], 10).is_empty());
+    }
 
     #[test]
     fn a_kafka_key_is_printable_ascii_and_one_to_one() {

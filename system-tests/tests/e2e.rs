@@ -26,8 +26,8 @@ use todo_stack::eventually;
 use todo_testing::delivery;
 
 runtime_tests! {
-    dev_sidecar: [recurrence_audit_and_watch, reminders, poison],
-    daprd: [recurrence_audit_and_watch, reminders, poison],
+    dev_sidecar: [recurrence_audit_and_watch, reminders, poison, the_largest_events],
+    daprd: [recurrence_audit_and_watch, reminders, poison, the_largest_events],
     cluster: [recurrence_audit_and_watch, reminders, poison],
 }
 
@@ -440,5 +440,68 @@ async fn poison(runtime: Runtime) {
         )
         .await;
     }
+    system_tests::stop(stack).await;
+}
+
+/// A backlog of the largest events validation allows, delivered in bulk once
+/// a consumer is back: every batch must be one the runtime can send and the
+/// consumer accepts (daprd sends at most 4 MiB in one call), or the runtime
+/// retries it and then dead-letters all of it, other users' events too.
+async fn the_largest_events(runtime: Runtime) {
+    let mut stack = system_tests::start_services(runtime).await;
+    let mut alice = stack.tasks(ALICE).await;
+    stack.kill_app("audit-service").expect("stop audit-service");
+    // Twice a full batch; four-byte characters everywhere (about 22 kB of
+    // JSON each, 4.4 MB for 200).
+    let count = 200;
+    for n in 0..count {
+        alice
+            .create_task(CreateTaskRequest {
+                title: format!("{n:03}{}", "😀".repeat(197)),
+                description: "😀".repeat(4_000),
+                tags: (0..20).map(|t| format!("{}{t:02}", "😀".repeat(48))).collect(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    stack
+        .start_app("audit-service")
+        .await
+        .expect("start audit-service again");
+    let mut audit = stack.audit(ALICE).await;
+    eventually("every large event is audited", Duration::from_secs(180), || {
+        let mut audit = audit.clone();
+        async move {
+            let mut seen = 0;
+            let mut page_token = String::new();
+            loop {
+                let page = audit
+                    .list_audit_records(ListAuditRecordsRequest {
+                        // Pages of records of 22 kB stay under the 4 MiB
+                        // a client takes.
+                        page_size: 50,
+                        page_token,
+                        ..Default::default()
+                    })
+                    .await
+                    .ok()?
+                    .into_inner();
+                seen += page.records.len();
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+            (seen >= count).then_some(())
+        }
+    })
+    .await;
+    let verdict = audit
+        .verify_audit_chain(VerifyAuditChainRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(verdict.valid, "{verdict:?}");
     system_tests::stop(stack).await;
 }

@@ -107,6 +107,7 @@ impl AppClients {
     pub async fn list_topic_subscriptions(&self, app_id: &str) -> Result<Vec<TopicSubscription>, Status> {
         let app = self.client(app_id)?;
         let response = AppCallbackClient::new(app.channel.clone())
+            .max_encoding_message_size(MAX_BODY_BYTES)
             .list_topic_subscriptions(Request::new(()))
             .await?;
         Ok(response.into_inner().subscriptions)
@@ -135,6 +136,7 @@ impl AppClients {
             request.metadata_mut().insert(name, header);
         }
         Ok(AppCallbackClient::new(app.channel.clone())
+            .max_encoding_message_size(MAX_BODY_BYTES)
             .on_topic_event(request)
             .await?
             .into_inner())
@@ -150,6 +152,7 @@ impl AppClients {
         let app = self.client(app_id)?;
         if !app.alpha1_only.load(Ordering::Relaxed) {
             match AppCallbackClient::new(app.channel.clone())
+                .max_encoding_message_size(MAX_BODY_BYTES)
                 .on_bulk_topic_event(self.bulk_request(batch.clone(), traceparents))
                 .await
             {
@@ -158,6 +161,7 @@ impl AppClients {
             }
         }
         Ok(AppCallbackAlphaClient::new(app.channel.clone())
+            .max_encoding_message_size(MAX_BODY_BYTES)
             .on_bulk_topic_event_alpha1(self.bulk_request(batch, traceparents))
             .await?
             .into_inner())
@@ -168,6 +172,7 @@ impl AppClients {
         let app = self.client(app_id)?;
         if !app.alpha1_only.load(Ordering::Relaxed) {
             match AppCallbackClient::new(app.channel.clone())
+                .max_encoding_message_size(MAX_BODY_BYTES)
                 .on_job_event(self.request(job.clone(), traceparent))
                 .await
             {
@@ -176,11 +181,17 @@ impl AppClients {
             }
         }
         AppCallbackAlphaClient::new(app.channel.clone())
+            .max_encoding_message_size(MAX_BODY_BYTES)
             .on_job_event_alpha1(self.request(job, traceparent))
             .await
             .map(|_| ())
     }
 }
+
+/// The most daprd sends to an app in one call (its `--max-body-size`
+/// default): a larger delivery fails before it leaves, and is retried and
+/// dead-lettered like any failed delivery.
+const MAX_BODY_BYTES: usize = 4 << 20;
 
 /// A W3C `traceparent` in gRPC's binary trace context form (OpenCensus
 /// `grpc-trace-bin`: version 0, then trace id, span id and options, each

@@ -5,7 +5,7 @@ use todo_core::db::Database;
 use todo_core::{
     dapr::{
         app::{DeliveredEvent, EventHandler},
-        callback::{Outcome, subscription, with_bulk},
+        callback::{BULK_MAX_AWAIT_MS, BULK_MAX_EVENTS, Outcome, subscription, with_bulk},
         runtime::TopicSubscription,
     },
     events::{self, ContentType, topics},
@@ -17,10 +17,6 @@ use uuid::Uuid;
 use crate::store::{self, NewRecord};
 
 const AUDIT_ROUTE: &str = "/audit";
-/// Bulk delivery: at most this many events per call, and the runtime waits
-/// at most this long to fill a batch (so a lone event is not held back).
-const BULK_MAX_EVENTS: i32 = 200;
-const BULK_MAX_AWAIT_MS: i32 = 5;
 
 pub struct Auditor {
     pub pool: Database,

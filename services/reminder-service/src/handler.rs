@@ -6,7 +6,7 @@ use prost::{Message, Name};
 use todo_core::{
     dapr::{
         app::{DeliveredEvent, EventHandler},
-        callback::{Outcome, subscription, with_bulk},
+        callback::{BULK_MAX_AWAIT_MS, BULK_MAX_EVENTS, Outcome, subscription, with_bulk},
         jobs::Jobs,
         publisher::{OutgoingEvent, Publisher},
         runtime::{JobEventRequest, TopicSubscription},
@@ -21,10 +21,6 @@ use crate::plan::{Action, job_data, plan, reminder_event};
 
 const TASK_EVENTS_ROUTE: &str = "/task-events/reminders";
 const IGNORE_ROUTE: &str = "/ignore";
-/// Bulk delivery: at most this many events per call, and the runtime waits
-/// at most this long to fill a batch.
-const BULK_MAX_EVENTS: i32 = 200;
-const BULK_MAX_AWAIT_MS: i32 = 5;
 
 pub struct Reminders {
     pub jobs: Jobs,

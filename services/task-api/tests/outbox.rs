@@ -229,3 +229,34 @@ async fn a_standby_relay_holds_one_connection_instead_of_reconnecting() {
     assert_eq!(events[0].task.as_ref().unwrap().id, task.id);
     second.stop().await;
 }
+
+/// After an outage, many users' largest events wait together: a round's
+/// publish would be several times what the sidecar takes in one request
+/// (4 MiB), refused whole and again for ever. It goes out in calls the
+/// sidecar accepts, and the outbox drains.
+#[tokio::test]
+async fn a_backlog_of_the_largest_events_drains() {
+    let app = TestApp::spawn().await;
+    app.sidecar.set_available(false);
+    let channel = app.channel().await;
+    let users = 250;
+    for n in 0..users {
+        let token = todo_testing::tokens::hs256(support::JWT_SECRET, &format!("user-{n}"), 300);
+        let mut client = todo_core::proto::v1::task_service_client::TaskServiceClient::with_interceptor(
+            channel.clone(),
+            support::Bearer(Some(token)),
+        );
+        // As large as validation allows: four-byte characters throughout.
+        let request = todo_core::proto::v1::CreateTaskRequest {
+            title: "😀".repeat(200),
+            description: "😀".repeat(4_000),
+            tags: (0..20).map(|t| format!("{}{t:02}", "😀".repeat(48))).collect(),
+            ..Default::default()
+        };
+        create(&mut client, request).await;
+    }
+    app.sidecar.set_available(true);
+    let events = app.sidecar.wait_for(users, Duration::from_secs(30)).await;
+    assert_eq!(events.len(), users, "every large event published");
+    app.stop().await;
+}

@@ -3,7 +3,7 @@
 use todo_core::{
     dapr::{
         app::{DeliveredEvent, EventHandler},
-        callback::{Outcome, subscription, with_bulk},
+        callback::{BULK_MAX_AWAIT_MS, BULK_MAX_EVENTS, Outcome, subscription, with_bulk},
         runtime::TopicSubscription,
     },
     events::{self, ContentType, event_types, topics},
@@ -27,11 +27,6 @@ pub struct TaskApiEvents {
 const OCCURRENCE_ROUTE: &str = "/task-commands/occurrence-requested";
 const IGNORE_ROUTE: &str = "/ignore";
 const WATCH_ROUTE: &str = "/task-events/watch";
-/// The watch subscription takes its events in bulk: each is only handed to
-/// the open streams, so a call per event (one per partition at a time) made
-/// it the consumer furthest behind under load.
-const WATCH_BULK_MAX_EVENTS: i32 = 200;
-const WATCH_BULK_MAX_AWAIT_MS: i32 = 5;
 
 fn decode<M: prost::Message + prost::Name + Default>(event: &DeliveredEvent) -> Result<M, events::DecodeError> {
     let content_type = ContentType::detect(&event.content_type, &event.data)?;
@@ -48,10 +43,13 @@ impl EventHandler for TaskApiEvents {
                 &[(event_types::TASK_OCCURRENCE_REQUESTED, OCCURRENCE_ROUTE)],
                 IGNORE_ROUTE,
             ),
+            // In bulk: each event is only handed to the open streams, so a
+            // call per event (one per partition at a time) made it the
+            // consumer furthest behind under load.
             with_bulk(
                 subscription(&self.watch_pubsub_name, topics::TASK_EVENTS, &[], WATCH_ROUTE),
-                WATCH_BULK_MAX_EVENTS,
-                WATCH_BULK_MAX_AWAIT_MS,
+                BULK_MAX_EVENTS,
+                BULK_MAX_AWAIT_MS,
             ),
         ]
     }

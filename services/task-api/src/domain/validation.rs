@@ -37,11 +37,27 @@ pub fn invalid(field: &'static str, reason: impl Into<String>) -> ValidationErro
     }
 }
 
-/// Text PostgreSQL can store: no NUL character (its `text` cannot hold one,
-/// and would fail the statement as an internal error instead).
+/// One line of text: no control characters. PostgreSQL's text cannot hold
+/// NUL (the statement would fail as an internal error), and every other
+/// one grows sixfold in an event's JSON (`\u0001`), which is what bounds
+/// how many events fit in one delivery.
 fn storable(field: &'static str, value: &str) -> Result<(), ValidationError> {
-    if value.contains('\0') {
-        return Err(invalid(field, "must not contain the NUL character"));
+    if value.chars().any(char::is_control) {
+        return Err(invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// Free text: as [`storable`], but tabs and line breaks are welcome.
+fn storable_text(field: &'static str, value: &str) -> Result<(), ValidationError> {
+    if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(invalid(
+            field,
+            "must not contain control characters other than tabs and line breaks",
+        ));
     }
     Ok(())
 }
@@ -64,7 +80,7 @@ pub fn title(field: &'static str, value: &str) -> Result<String, ValidationError
 }
 
 pub fn description(field: &'static str, value: &str) -> Result<String, ValidationError> {
-    storable(field, value)?;
+    storable_text(field, value)?;
     let chars = value.chars().count();
     if chars > MAX_DESCRIPTION_CHARS {
         return Err(invalid(
@@ -274,6 +290,10 @@ mod tests {
     #[test]
     fn titles_are_trimmed_and_bounded() {
         assert_eq!(title("title", "  Pay rent ").unwrap(), "Pay rent");
+        assert!(title("title", "bell\u{7}").is_err());
+        assert!(title("title", "two\nlines").is_err());
+        assert!(description("description", "two\nlines\tand a tab\r\n").is_ok());
+        assert!(description("description", "escape \u{1b}[31m").is_err());
         assert_eq!(title("title", "   ").unwrap_err().field, "title");
         assert!(title("title", &"é".repeat(200)).is_ok());
         assert!(title("title", &"é".repeat(201)).is_err());
