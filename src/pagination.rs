@@ -39,6 +39,29 @@ pub fn page_size(requested: i32, default: i32, max: i32) -> Result<i64, String> 
     }
 }
 
+/// The most a page's items may add up to: a quarter of the 4 MiB a gRPC
+/// client takes in one message by default, so a page of the largest items
+/// still reaches every client.
+pub const MAX_PAGE_BYTES: usize = 1 << 20;
+
+/// Cuts `rows` (fetched one past the page size, to learn whether more
+/// follow) to a page: at most `page_size` rows and [`MAX_PAGE_BYTES`] by
+/// `size_of`, but never empty. True when rows are left for a next page.
+pub fn fit_page<T>(rows: &mut Vec<T>, page_size: usize, size_of: impl Fn(&T) -> usize) -> bool {
+    let mut bytes = 0;
+    let mut keep = 0;
+    for row in rows.iter().take(page_size) {
+        bytes += size_of(row);
+        if keep > 0 && bytes > MAX_PAGE_BYTES {
+            break;
+        }
+        keep += 1;
+    }
+    let more = rows.len() > keep;
+    rows.truncate(keep);
+    more
+}
+
 /// Longest `task_id` filter accepted (task ids are UUIDs).
 const MAX_TASK_ID_FILTER_LEN: usize = 64;
 
@@ -82,5 +105,21 @@ mod tests {
         assert_eq!(task_id_filter(" abc "), Ok(Some("abc".to_owned())));
         assert!(task_id_filter(&"a".repeat(65)).is_err());
         assert!(task_id_filter("a\0b").is_err());
+    }
+
+    #[test]
+    fn pages_are_cut_by_count_and_by_bytes_but_never_empty() {
+        let mut rows = vec![10; 6];
+        assert!(fit_page(&mut rows, 5, |size| *size));
+        assert_eq!(rows.len(), 5);
+        let mut rows = vec![10; 5];
+        assert!(!fit_page(&mut rows, 5, |size| *size));
+        assert_eq!(rows.len(), 5);
+        let mut large = vec![MAX_PAGE_BYTES / 3; 10];
+        assert!(fit_page(&mut large, 500, |size| *size));
+        assert_eq!(large.len(), 3);
+        let mut huge = vec![2 * MAX_PAGE_BYTES; 2];
+        assert!(fit_page(&mut huge, 500, |size| *size));
+        assert_eq!(huge.len(), 1, "one row even past the limit");
     }
 }

@@ -1,5 +1,6 @@
 //! `todo.v1.AuditService`.
 
+use prost::Message;
 use serde::{Deserialize, Serialize};
 use todo_core::db::Database;
 use todo_core::{
@@ -73,10 +74,10 @@ impl AuditService for AuditApi {
         let mut rows = store::list(&self.pool, &user, &filter, after, page_size + 1)
             .await
             .map_err(|err| todo_core::db::status(&err))?;
-        let next_page_token = if rows.len() as i64 > page_size {
-            rows.truncate(page_size as usize);
+        let next_page_token = if pagination::fit_page(&mut rows, page_size as usize, |row| row.to_proto().encoded_len())
+        {
             pagination::encode(&Cursor {
-                after: rows.last().expect("page_size is at least 1").sequence,
+                after: rows.last().expect("a page is never empty").sequence,
                 filter,
             })
         } else {

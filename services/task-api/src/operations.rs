@@ -160,13 +160,13 @@ impl Tasks {
         };
         let mut conn = self.pool.acquire().await?;
         let mut rows = tasks::list(&mut conn, user_id, &filter, order, cursor.as_ref(), page_size + 1).await?;
-        let next_page_token = if rows.len() as i64 > page_size {
-            rows.truncate(page_size as usize);
-            let last = rows.last().expect("page_size is at least 1");
-            page_token::encode(order, Cursor::after(last), &filter)
-        } else {
-            String::new()
-        };
+        let next_page_token =
+            if todo_core::pagination::fit_page(&mut rows, page_size as usize, TaskRecord::approximate_size) {
+                let last = rows.last().expect("a page is never empty");
+                page_token::encode(order, Cursor::after(last), &filter)
+            } else {
+                String::new()
+            };
         Ok(Page {
             tasks: rows,
             next_page_token,

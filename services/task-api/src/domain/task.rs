@@ -43,6 +43,13 @@ pub struct RecurrenceRule {
 }
 
 impl TaskRecord {
+    /// About what the task adds to a response: its text and a fixed part
+    /// for the ids, times and numbers.
+    pub fn approximate_size(&self) -> usize {
+        const FIXED: usize = 256;
+        self.title.len() + self.description.len() + self.tags.iter().map(|tag| tag.len() + 2).sum::<usize>() + FIXED
+    }
+
     pub fn recurrence(&self) -> Option<RecurrenceRule> {
         self.recurrence_frequency.map(|frequency| RecurrenceRule {
             frequency,
