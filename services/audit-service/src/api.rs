@@ -15,7 +15,7 @@ use todo_core::{
 use tonic::{Request, Response, Status};
 
 use crate::{
-    chain::Verifier,
+    chain::Chain,
     store::{self, Filter},
 };
 
@@ -26,6 +26,7 @@ const VERIFY_BATCH: i64 = 1000;
 
 pub struct AuditApi {
     pub pool: Database,
+    pub chain: Chain,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -94,7 +95,7 @@ impl AuditService for AuditApi {
         request: Request<VerifyAuditChainRequest>,
     ) -> Result<Response<VerifyAuditChainResponse>, Status> {
         let user = UserId::of(&request)?.as_str().to_owned();
-        let mut verifier = Verifier::default();
+        let mut verifier = self.chain.verifier();
         let mut after = 0;
         loop {
             let rows = store::list(&self.pool, &user, &Filter::default(), after, VERIFY_BATCH)

@@ -14,12 +14,16 @@ use todo_core::{
 };
 use uuid::Uuid;
 
-use crate::store::{self, NewRecord};
+use crate::{
+    chain::Chain,
+    store::{self, NewRecord},
+};
 
 const AUDIT_ROUTE: &str = "/audit";
 
 pub struct Auditor {
     pub pool: Database,
+    pub chain: Chain,
     pub pubsub_name: String,
 }
 
@@ -149,7 +153,7 @@ impl Auditor {
         if records.is_empty() {
             return outcomes;
         }
-        match store::append_all(&self.pool, &records).await {
+        match store::append_all(&self.pool, &self.chain, &records).await {
             Ok(appended) => {
                 tracing::debug!(
                     appended = appended.iter().filter(|a| **a).count(),

@@ -43,14 +43,18 @@ impl Application {
         let pool = db::connect_and_migrate(&config.database, SCHEMA, &MIGRATIONS).await?;
         let verifier = todo_core::auth::start(&config.auth).await?;
         let mut base = base_routes(&[&["todo.v1.AuditService"][..], &app::SERVICE_NAMES].concat())?;
-        let api =
-            AuditServiceServer::new(AuditApi { pool: pool.clone() }).max_decoding_message_size(MAX_QUERY_REQUEST_BYTES);
+        let api = AuditServiceServer::new(AuditApi {
+            pool: pool.clone(),
+            chain: config.chain(),
+        })
+        .max_decoding_message_size(MAX_QUERY_REQUEST_BYTES);
         base.routes.add_service(InterceptedService::new(
             api,
             AuthInterceptor::new(verifier, todo_core::auth::RateLimiter::new(config.auth.rate_limit)),
         ));
         let auditor = Auditor {
             pool: pool.clone(),
+            chain: config.chain(),
             pubsub_name: config.dapr.pubsub_name.clone(),
         };
         app::add_routes(&mut base.routes, Arc::new(auditor), config.dapr.app_api_token.clone());

@@ -9,7 +9,7 @@ use todo_core::db::Database;
 use todo_core::{proto::v1::AuditRecord, timestamps};
 use uuid::Uuid;
 
-use crate::chain::{GENESIS, RecordFields, record_hash};
+use crate::chain::{Chain, GENESIS, RecordFields};
 
 /// A stored record.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -71,8 +71,8 @@ const COLUMNS: &str =
 
 /// Appends `record` to its user's chain; false when the event is already
 /// in the log.
-pub async fn append(db: &Database, record: &NewRecord) -> sqlx::Result<bool> {
-    Ok(append_all(db, std::slice::from_ref(record)).await?[0])
+pub async fn append(db: &Database, chain: &Chain, record: &NewRecord) -> sqlx::Result<bool> {
+    Ok(append_all(db, chain, std::slice::from_ref(record)).await?[0])
 }
 
 /// Appends `records` in order, in one transaction; for each, false when the
@@ -82,7 +82,7 @@ pub async fn append(db: &Database, record: &NewRecord) -> sqlx::Result<bool> {
 /// deadlock; replicas never fork a chain, and other users proceed in
 /// parallel. One transaction per batch is what lets a bulk delivery of
 /// hundreds of events cost a handful of round trips and one commit.
-pub async fn append_all(db: &Database, records: &[NewRecord]) -> sqlx::Result<Vec<bool>> {
+pub async fn append_all(db: &Database, chain: &Chain, records: &[NewRecord]) -> sqlx::Result<Vec<bool>> {
     let mut tx = db.begin().await?;
     let mut users: Vec<&str> = records.iter().map(|record| record.user_id.as_str()).collect();
     users.sort_unstable();
@@ -136,7 +136,7 @@ pub async fn append_all(db: &Database, records: &[NewRecord]) -> sqlx::Result<Ve
             occurred_at: record.occurred_at,
             payload: &record.payload,
         };
-        let hash = record_hash(&previous_hash, &fields).to_vec();
+        let hash = chain.record_hash(&previous_hash, &fields).to_vec();
         heads.insert(record.user_id.clone(), (sequence, hash.clone()));
         rows.push((record, sequence, previous_hash, hash));
         appended.push(true);

@@ -32,6 +32,10 @@ struct TestApp {
 }
 
 async fn spawn() -> TestApp {
+    spawn_keyed(None).await
+}
+
+async fn spawn_keyed(chain_key: Option<&str>) -> TestApp {
     let database = TestDatabase::create().await;
     let sidecar = FakeSidecar::start(ApiLevel::Stable).await;
     let config = Config {
@@ -41,6 +45,7 @@ async fn spawn() -> TestApp {
         dapr: dapr_config(&sidecar, None),
         database: database_config(&database.url),
         auth: auth_config(SECRET),
+        chain_key: chain_key.map(|key| secrecy::SecretString::from(key.to_owned())),
     };
     let app = Application::build(config).await.unwrap();
     let server = RunningServer::spawn(app.local_addr(), |stop| app.run_until_stopped(stop));
@@ -570,4 +575,70 @@ async fn a_bulk_delivery_is_one_append_in_order_with_duplicates_and_poison_answe
         app.records("alice", ListAuditRecordsRequest::default()).await.0.len(),
         2
     );
+}
+
+/// With `AUDIT_CHAIN_KEY`, someone with full database access who rewrites a
+/// record and recomputes the chain from it (the algorithm is public) is
+/// still found: the chain is an HMAC under a key the database never holds.
+#[tokio::test]
+async fn a_keyed_chain_finds_a_rewrite_that_recomputes_the_hashes() {
+    let mut app = spawn_keyed(Some("a key the database never sees, 32+ bytes")).await;
+    let task = uuid::Uuid::new_v4().to_string();
+    for n in 0..3 {
+        app.deliver_task_event(&task_event("alice", &task, "task.updated", 1_800_000_000 + n))
+            .await;
+    }
+    assert!(app.verify("alice").await.valid);
+    // The attacker rewrites record 2 and every hash from it on, as the
+    // unkeyed chain computes them.
+    let mut conn = sqlx::PgConnection::connect(&app.database.url).await.unwrap();
+    let rows: Vec<(
+        i64,
+        uuid::Uuid,
+        String,
+        String,
+        String,
+        chrono::DateTime<chrono::Utc>,
+        Vec<u8>,
+        Vec<u8>,
+    )> = sqlx::query_as(
+        "SELECT sequence, event_id, event_type, task_id, user_id, occurred_at, payload, previous_hash \
+             FROM audit.audit_records WHERE user_id = 'alice' ORDER BY sequence",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let mut previous = rows[0].7.clone();
+    let mut statements = vec!["ALTER TABLE audit.audit_records DISABLE TRIGGER USER".to_owned()];
+    for (sequence, event_id, event_type, task_id, user_id, occurred_at, payload, _) in &rows {
+        let payload = if *sequence == 2 {
+            b"{}".to_vec()
+        } else {
+            payload.clone()
+        };
+        let fields = audit_service::chain::RecordFields {
+            sequence: *sequence,
+            event_id: *event_id,
+            event_type,
+            task_id,
+            user_id,
+            occurred_at: *occurred_at,
+            payload: &payload,
+        };
+        let hash = audit_service::chain::Chain::default().record_hash(&previous, &fields);
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        statements.push(format!(
+            "UPDATE audit.audit_records SET payload = '\\x{}', previous_hash = '\\x{}', hash = '\\x{}' \
+             WHERE user_id = 'alice' AND sequence = {sequence}",
+            hex(&payload),
+            hex(&previous),
+            hex(&hash)
+        ));
+        previous = hash.to_vec();
+    }
+    statements.push("ALTER TABLE audit.audit_records ENABLE TRIGGER USER".to_owned());
+    app.superuser_sql(&statements.join("; ")).await;
+    let verdict = app.verify("alice").await;
+    assert!(!verdict.valid, "a recomputed chain must not verify under the key");
+    assert_eq!(verdict.first_invalid_sequence, 1);
 }
