@@ -17,7 +17,7 @@ use tonic::{Code, Status};
 use super::{
     common::{JobFailurePolicy, JobFailurePolicyConstant, job_failure_policy::Policy},
     publisher::SidecarClient,
-    runtime::{DeleteJobRequest, Job, ScheduleJobRequest},
+    runtime::{DeleteJobRequest, GetJobRequest, Job, ScheduleJobRequest},
 };
 
 /// How long the Scheduler keeps trying a job whose trigger failed (the app
@@ -155,6 +155,31 @@ impl Jobs {
         match result {
             Ok(_) => Ok(()),
             Err(status) if status.code() == Code::NotFound || is_missing_job(&status) => Ok(()),
+            Err(status) => Err(status),
+        }
+    }
+
+    /// The data of job `name`, or None when there is no such job (it
+    /// fired for the last time, was deleted, or never existed).
+    pub async fn get(&self, name: &str) -> Result<Option<Any>, Status> {
+        let message = GetJobRequest { name: name.to_owned() };
+        let mut client = self.sidecar.client();
+        let result = if self.alpha1_only.load(Ordering::Relaxed) {
+            #[allow(deprecated)]
+            client.get_job_alpha1(self.sidecar.request(message, None)).await
+        } else {
+            match client.get_job(self.sidecar.request(message.clone(), None)).await {
+                Err(status) if status.code() == Code::Unimplemented => {
+                    self.fall_back();
+                    #[allow(deprecated)]
+                    client.get_job_alpha1(self.sidecar.request(message, None)).await
+                }
+                other => other,
+            }
+        };
+        match result {
+            Ok(response) => Ok(response.into_inner().job.and_then(|job| job.data)),
+            Err(status) if status.code() == Code::NotFound || is_missing_job(&status) => Ok(None),
             Err(status) => Err(status),
         }
     }

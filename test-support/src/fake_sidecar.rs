@@ -23,7 +23,7 @@ use todo_core::dapr::{
     API_TOKEN_HEADER, raw,
     runtime::{
         BulkPublishRequest, BulkPublishResponse, BulkPublishResponseFailedEntry, DeleteJobRequest, DeleteJobResponse,
-        PublishEventRequest, ScheduleJobRequest, ScheduleJobResponse,
+        GetJobRequest, GetJobResponse, Job, PublishEventRequest, ScheduleJobRequest, ScheduleJobResponse,
     },
 };
 
@@ -288,6 +288,29 @@ impl Router {
         Ok(Response::new(ScheduleJobResponse {}))
     }
 
+    /// As daprd: a missing job is INTERNAL wrapping the Scheduler's NOT_FOUND.
+    fn get_job(&self, request: Request<GetJobRequest>) -> Result<Response<GetJobResponse>, Status> {
+        self.check()?;
+        let name = request.into_inner().name;
+        let jobs = self.state.jobs.lock().expect("lock");
+        let job = jobs.get(&name).ok_or_else(|| {
+            Status::internal(format!(
+                "failed to get job due to: rpc error: code = NotFound desc = job not found: {name}"
+            ))
+        })?;
+        Ok(Response::new(GetJobResponse {
+            job: Some(Job {
+                name: job.name.clone(),
+                schedule: (!job.schedule.is_empty()).then(|| job.schedule.clone()),
+                repeats: (job.repeats > 0).then_some(job.repeats),
+                due_time: (!job.due_time.is_empty()).then(|| job.due_time.clone()),
+                ttl: None,
+                data: job.data.clone(),
+                failure_policy: None,
+            }),
+        }))
+    }
+
     fn delete_job(&self, request: Request<DeleteJobRequest>) -> Result<Response<DeleteJobResponse>, Status> {
         self.check()?;
         let name = request.into_inner().name;
@@ -343,6 +366,8 @@ impl Service<http::Request<Body>> for Router {
                     })
                     .await
                 }
+                "GetJob" if stable => raw::unary(request, move |req| async move { router.get_job(req) }).await,
+                "GetJobAlpha1" if alpha1 => raw::unary(request, move |req| async move { router.get_job(req) }).await,
                 "DeleteJob" if stable => raw::unary(request, move |req| async move { router.delete_job(req) }).await,
                 "DeleteJobAlpha1" if alpha1 => {
                     raw::unary(request, move |req| async move { router.delete_job(req) }).await

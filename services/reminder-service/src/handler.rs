@@ -106,14 +106,14 @@ impl EventHandler for Reminders {
 impl Reminders {
     /// Brings each task's reminder jobs in line with its latest event in
     /// `events`: every event carries the whole task, so within a batch only
-    /// the latest one per task matters, and the jobs of different tasks are
-    /// updated concurrently (the sidecar commits concurrent writes
-    /// together). All calls are idempotent, so if any fails, every event of
-    /// the batch is asked for again.
+    /// the latest one per task matters (by task version, not position), and
+    /// the jobs of different tasks are updated concurrently (the sidecar
+    /// commits concurrent writes together). All calls are idempotent, so if
+    /// any fails, every event of the batch is asked for again.
     async fn apply(&self, events: &[DeliveredEvent]) -> Vec<Outcome> {
         let now = timestamps::now();
         let mut outcomes = vec![Outcome::Success; events.len()];
-        let mut latest: HashMap<String, (Option<Action>, Option<String>)> = HashMap::new();
+        let mut latest: HashMap<String, (Option<Action>, Option<String>, i64)> = HashMap::new();
         let mut planned = Vec::new();
         for (position, event) in events.iter().enumerate() {
             if !event_types::TASK_EVENT_TYPES.contains(&event.event_type.as_str()) {
@@ -131,8 +131,11 @@ impl Reminders {
             };
             match plan(&task_event, now, event.traceparent.as_deref()) {
                 Ok(action) => {
-                    let task_id = task_event.task.map(|task| task.id).unwrap_or_default();
-                    latest.insert(task_id, (action, event.traceparent.clone()));
+                    let (task_id, version) = task_event.task.map(|task| (task.id, task.version)).unwrap_or_default();
+                    let newer = latest.get(&task_id).is_none_or(|(_, _, seen)| version >= *seen);
+                    if newer {
+                        latest.insert(task_id, (action, event.traceparent.clone(), version));
+                    }
                     planned.push(position);
                 }
                 Err(err) => {
@@ -142,16 +145,11 @@ impl Reminders {
             }
         }
         let mut calls = tokio::task::JoinSet::new();
-        for (action, trace) in latest.into_values() {
+        for (action, trace, version) in latest.into_values() {
             let Some(action) = action else { continue };
             let jobs = self.jobs.clone();
             calls.spawn(async move {
-                let result = match &action {
-                    Action::Schedule { name, at, repeat, job } => {
-                        jobs.schedule(name, *at, *repeat, job_data(job), trace.as_deref()).await
-                    }
-                    Action::Delete { name } => jobs.delete(name, trace.as_deref()).await,
-                };
+                let result = apply_unless_stale(&jobs, &action, version, trace.as_deref()).await;
                 (action, result)
             });
         }
@@ -175,5 +173,38 @@ impl Reminders {
             }
         }
         outcomes
+    }
+}
+
+/// Carries out `action`, planned from an event of task version `version`,
+/// unless the task's job was scheduled from a later version: a redelivered
+/// or replayed older event (`just replay`) must not move, bring back or
+/// remove the reminder a newer change set. (A job that fired for the last
+/// time, or was deleted, leaves nothing to compare with: a replayed older
+/// event can then schedule it again; see docs/reliability.md.)
+async fn apply_unless_stale(
+    jobs: &todo_core::dapr::jobs::Jobs,
+    action: &Action,
+    version: i64,
+    trace: Option<&str>,
+) -> Result<(), Status> {
+    let name = match action {
+        Action::Schedule { name, .. } | Action::Delete { name } => name,
+    };
+    let current = jobs
+        .get(name)
+        .await?
+        .and_then(|data| ReminderJob::decode(data.value.as_slice()).ok());
+    match (action, current) {
+        (_, Some(current)) if current.task_version > version => {
+            tracing::debug!(job = %name, version, current = current.task_version, "stale task event ignored");
+            Ok(())
+        }
+        (Action::Schedule { name, at, repeat, job }, _) => {
+            jobs.schedule(name, *at, *repeat, job_data(job), trace).await
+        }
+        // Nothing to delete.
+        (Action::Delete { .. }, None) => Ok(()),
+        (Action::Delete { name }, Some(_)) => jobs.delete(name, trace).await,
     }
 }

@@ -46,7 +46,10 @@ async fn spawn(level: ApiLevel) -> TestApp {
 
 const TASK_ID: &str = "6a0f8f3e-4f7e-4b8a-9a51-1d2c3b4a5f60";
 
+/// Each event made here is the task's next version, as task-api's are.
 fn task_event(event_type: &str, due: Option<DateTime<Utc>>, completed: bool) -> TaskEvent {
+    static VERSION: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1);
+    let version = VERSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     TaskEvent {
         event_id: uuid::Uuid::new_v4().to_string(),
         event_type: event_type.into(),
@@ -57,8 +60,10 @@ fn task_event(event_type: &str, due: Option<DateTime<Utc>>, completed: bool) -> 
             title: "Pay rent".into(),
             completed,
             due_at: due.map(timestamps::to_proto),
+            version,
             ..Task::default()
         }),
+        task_version: version,
         ..TaskEvent::default()
     }
 }
@@ -296,4 +301,30 @@ async fn a_bulk_delivery_leaves_each_task_with_the_jobs_of_its_latest_event() {
     assert_eq!(job_of(&app), both_reminders(moved - Duration::hours(24)));
     assert_eq!(app.sidecar.jobs().len(), 2);
     assert!(app.sidecar.jobs().contains_key(&format!("reminder-{other_id}")));
+}
+
+/// An older event of the task, delivered again after a newer one (a
+/// redelivery, or `just replay` of a dead letter), changes nothing: it
+/// neither moves the reminder back nor removes it.
+#[tokio::test]
+async fn an_older_event_delivered_later_changes_nothing() {
+    let mut app = spawn(ApiLevel::Stable).await;
+    let success = TopicEventResponseStatus::Success as i32;
+    let old_due = timestamps::now() + Duration::hours(48);
+    let stale_update = task_event("task.updated", Some(old_due), false);
+    let stale_completion = task_event("task.completed", Some(old_due), true);
+    let new_due = timestamps::now() + Duration::hours(5);
+    let latest = task_event("task.updated", Some(new_due), false);
+    assert_eq!(app.deliver(&latest).await, success);
+    let expected = Some((new_due - Duration::hours(1), String::new(), 0));
+    assert_eq!(job_of(&app), expected);
+
+    assert_eq!(app.deliver(&stale_update).await, success);
+    assert_eq!(job_of(&app), expected, "an older due date does not come back");
+    assert_eq!(app.deliver(&stale_completion).await, success);
+    assert_eq!(
+        job_of(&app),
+        expected,
+        "an older completion does not remove the reminder"
+    );
 }
