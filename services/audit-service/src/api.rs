@@ -1,5 +1,11 @@
 //! `todo.v1.AuditService`.
 
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use todo_core::db::Database;
@@ -27,6 +33,48 @@ const VERIFY_BATCH: i64 = 1000;
 pub struct AuditApi {
     pub pool: Database,
     pub chain: Chain,
+    pub verified: VerifiedHeads,
+}
+
+/// How often, at most, one user's whole chain is read and hashed again by
+/// this replica. Between full verifications a call checks that the last
+/// verified record is unchanged and verifies only the records after it, so
+/// a user calling VerifyAuditChain in a loop costs the database the new
+/// records, not the whole log each time.
+pub const FULL_VERIFICATION_EVERY: Duration = Duration::from_secs(60);
+
+/// Per user, the head of the chain as last verified in full or in part.
+#[derive(Default, Clone)]
+pub struct VerifiedHeads(Arc<Mutex<HashMap<String, VerifiedHead>>>);
+
+#[derive(Clone)]
+struct VerifiedHead {
+    sequence: i64,
+    hash: Vec<u8>,
+    /// When the whole chain was last verified.
+    fully_at: Instant,
+}
+
+impl VerifiedHeads {
+    fn recent(&self, user: &str) -> Option<VerifiedHead> {
+        let heads = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        heads
+            .get(user)
+            .filter(|head| head.fully_at.elapsed() < FULL_VERIFICATION_EVERY)
+            .cloned()
+    }
+
+    fn remember(&self, user: &str, head: Option<VerifiedHead>) {
+        let mut heads = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Forget heads too old to be used, so memory follows recent callers.
+        if heads.len() >= 10_000 {
+            heads.retain(|_, head| head.fully_at.elapsed() < FULL_VERIFICATION_EVERY);
+        }
+        match head {
+            Some(head) => heads.insert(user.to_owned(), head),
+            None => heads.remove(user),
+        };
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -95,14 +143,40 @@ impl AuditService for AuditApi {
         request: Request<VerifyAuditChainRequest>,
     ) -> Result<Response<VerifyAuditChainResponse>, Status> {
         let user = UserId::of(&request)?.as_str().to_owned();
-        let mut verifier = self.chain.verifier();
-        let mut after = 0;
+        let status = |err: sqlx::Error| todo_core::db::status(&err);
+        // Resume at the last verified head if that was recent and the head
+        // still carries the hash it had: the head itself is verified again
+        // (its hash from its contents), so it is the very record vouched
+        // for, and so is everything its hash covers. Otherwise, or if the
+        // head changed, the full pass runs and locates any break.
+        let mut resumed = None;
+        if let Some(head) = self.verified.recent(&user) {
+            let at_head = store::list(&self.pool, &user, &Filter::default(), head.sequence - 1, 1)
+                .await
+                .map_err(status)?;
+            if let Some(row) = at_head
+                .into_iter()
+                .next()
+                .filter(|row| row.sequence == head.sequence && row.hash == head.hash)
+            {
+                resumed = Some((head, row.previous_hash));
+            }
+        }
+        let (mut verifier, mut after, fully_at) = match resumed {
+            Some((head, previous_hash)) => (
+                self.chain.verifier_after(head.sequence - 1, previous_hash),
+                head.sequence - 1,
+                head.fully_at,
+            ),
+            None => (self.chain.verifier(), 0, Instant::now()),
+        };
         loop {
             let rows = store::list(&self.pool, &user, &Filter::default(), after, VERIFY_BATCH)
                 .await
-                .map_err(|err| todo_core::db::status(&err))?;
+                .map_err(status)?;
             for row in &rows {
                 if let Err(broken) = verifier.check(&row.fields(), &row.previous_hash, &row.hash) {
+                    self.verified.remember(&user, None);
                     return Ok(Response::new(VerifyAuditChainResponse {
                         valid: false,
                         records_checked: verifier.checked,
@@ -116,6 +190,15 @@ impl AuditService for AuditApi {
                 _ => break,
             }
         }
+        let (sequence, hash) = verifier.head();
+        self.verified.remember(
+            &user,
+            Some(VerifiedHead {
+                sequence,
+                hash: hash.to_vec(),
+                fully_at,
+            }),
+        );
         Ok(Response::new(VerifyAuditChainResponse {
             valid: true,
             records_checked: verifier.checked,

@@ -69,11 +69,17 @@ impl Chain {
 
     /// A verifier of one user's chain, from its first record.
     pub fn verifier(&self) -> Verifier {
+        self.verifier_after(0, GENESIS.to_vec())
+    }
+
+    /// A verifier that takes records up to `sequence` (whose hash is
+    /// `hash`) as verified already and goes on from the next one.
+    pub fn verifier_after(&self, sequence: i64, hash: Vec<u8>) -> Verifier {
         Verifier {
             chain: self.clone(),
-            expected_sequence: 1,
-            previous: GENESIS.to_vec(),
-            checked: 0,
+            expected_sequence: sequence + 1,
+            previous: hash,
+            checked: sequence,
         }
     }
 }
@@ -114,6 +120,11 @@ pub struct Verifier {
 }
 
 impl Verifier {
+    /// The last record verified: its sequence (0: none) and hash.
+    pub fn head(&self) -> (i64, &[u8]) {
+        (self.expected_sequence - 1, &self.previous)
+    }
+
     /// Checks the next record; stops at the first break.
     pub fn check(&mut self, fields: &RecordFields<'_>, previous_hash: &[u8], hash: &[u8]) -> Result<(), Break> {
         let fail = |sequence, reason: &str| {

@@ -46,6 +46,7 @@ impl Application {
         let api = AuditServiceServer::new(AuditApi {
             pool: pool.clone(),
             chain: config.chain(),
+            verified: Default::default(),
         })
         .max_decoding_message_size(MAX_QUERY_REQUEST_BYTES);
         base.routes.add_service(InterceptedService::new(

@@ -642,3 +642,32 @@ async fn a_keyed_chain_finds_a_rewrite_that_recomputes_the_hashes() {
     assert!(!verdict.valid, "a recomputed chain must not verify under the key");
     assert_eq!(verdict.first_invalid_sequence, 1);
 }
+
+/// Between full verifications a call verifies only what was appended since
+/// the last one, and still finds a change in it.
+#[tokio::test]
+async fn a_repeated_verification_checks_every_new_record() {
+    let mut app = spawn().await;
+    let task = uuid::Uuid::new_v4().to_string();
+    for n in 0..3 {
+        app.deliver_task_event(&task_event("alice", &task, "task.updated", 1_800_000_000 + n))
+            .await;
+    }
+    assert_eq!(app.verify("alice").await.records_checked, 3);
+    for n in 3..5 {
+        app.deliver_task_event(&task_event("alice", &task, "task.updated", 1_800_000_000 + n))
+            .await;
+    }
+    let verdict = app.verify("alice").await;
+    assert!(verdict.valid);
+    assert_eq!(verdict.records_checked, 5, "the whole chain is vouched for");
+    app.superuser_sql(
+        "ALTER TABLE audit.audit_records DISABLE TRIGGER USER; \
+         UPDATE audit.audit_records SET payload = '\\x00' WHERE sequence = 5; \
+         ALTER TABLE audit.audit_records ENABLE TRIGGER USER;",
+    )
+    .await;
+    let verdict = app.verify("alice").await;
+    assert!(!verdict.valid);
+    assert_eq!(verdict.first_invalid_sequence, 5);
+}
