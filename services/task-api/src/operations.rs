@@ -287,7 +287,7 @@ fn check_version(current: &TaskRecord, expected: i64) -> Result<(), OperationErr
 }
 
 /// Validates a command's task as strictly as CreateTask validates a client's.
-fn occurrence_from_command(command: &TaskOccurrenceRequested) -> Result<TaskRecord, ValidationError> {
+pub fn occurrence_from_command(command: &TaskOccurrenceRequested) -> Result<TaskRecord, ValidationError> {
     if command.user_id.trim().is_empty() || command.user_id.len() > todo_core::auth::jwt::MAX_USER_ID_LEN {
         return Err(invalid("user_id", "must be a user id"));
     }
@@ -339,7 +339,7 @@ async fn record_event(
 }
 
 /// The event that tells consumers `task` changed.
-fn task_event(task: &TaskRecord, event_type: &str, changed_fields: Vec<&'static str>) -> TaskEvent {
+pub fn task_event(task: &TaskRecord, event_type: &str, changed_fields: Vec<&'static str>) -> TaskEvent {
     TaskEvent {
         event_id: Uuid::now_v7().to_string(),
         event_type: event_type.to_owned(),
