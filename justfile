@@ -47,6 +47,29 @@ test: lint
     # A time-bounded fuzzing pass over the committed corpus (longer: `just fuzz 600`).
     scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 
+# The hostile suite (`just test` runs it too): one test per control of the threat model in docs/reliability.md, from unit tests to end to end on dev-sidecar and on daprd.
+# What one user, a hostile client or a replayed event can do to the others, each refused.
+hostile:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    runtimes/real/install.sh >/dev/null
+    cargo build --workspace --bins
+    # libtest runs the tests whose names contain any of these.
+    cargo test --workspace --no-fail-fast -- --skip cluster:: \
+        never_panic invalid_input_names_the_field oversized_ listing_filters_by_task \
+        recurrence_audit_and_watch the_largest_events poison a_kafka_key_is_printable \
+        a_header_value_outside_printable a_backlog_of_the_largest_events batches_are_cut_by_size \
+        pages_are_cut_by_count a_watcher_that_stops_reading watchers_are_capped \
+        one_connection_may_open_a_bounded a_silent_client_does_not_hold \
+        a_user_past_the_rate_limit a_user_at_the_task_quota a_saturated_pool a_statement_past_the_timeout \
+        missing_malformed_or_wrongly_signed outside_development_weak_token keys_this_service_cannot_use \
+        a_token_with_an_unknown_kid valid_hs256_token_yields_subject callbacks_need_the_app_api_token \
+        a_duplicated_occurrence_command an_older_event_delivered_later a_failing_webhook \
+        a_standby_relay_holds_one_connection the_database_refuses verification_finds_a_changed \
+        a_keyed_chain_finds a_repeated_verification a_timestamp_past_the_year_9999 \
+        a_series_ends_where_a_timestamp
+    FUZZ_SECONDS=${FUZZ_SECONDS:-20} scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+
 # Fuzz the event decoders, AppCallback deliveries and consumer logic for SECONDS each (stable toolchain, no sanitizer); a crash is saved in fuzz/artifacts/.
 fuzz seconds="60":
     scripts/fuzz.sh {{seconds}}
