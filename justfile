@@ -64,6 +64,7 @@ hostile:
         a_user_past_the_rate_limit a_user_at_the_task_quota a_saturated_pool a_statement_past_the_timeout \
         missing_malformed_or_wrongly_signed outside_development_weak_token keys_this_service_cannot_use \
         a_token_with_an_unknown_kid valid_hs256_token_yields_subject callbacks_need_the_app_api_token \
+        without_the_app_token_it_refuses appcallback_needs_its_token \
         a_duplicated_occurrence_command an_older_event_delivered_later a_failing_webhook \
         a_standby_relay_holds_one_connection the_database_refuses verification_finds_a_changed \
         a_keyed_chain_finds a_repeated_verification a_timestamp_past_the_year_9999 \

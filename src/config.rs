@@ -100,8 +100,9 @@ pub fn millis(env: &dyn Source, name: &'static str, default: Duration) -> Result
 }
 
 /// `DEV_MODE=true`: this is a development machine, not a deployment. Only
-/// then are the well-known development secret, short secrets and a key set
-/// over plain HTTP accepted. Every service logs it loudly at start-up.
+/// then are the well-known development secret, short secrets, a key set
+/// over plain HTTP and an AppCallback without `APP_API_TOKEN` accepted.
+/// Every service logs it loudly at start-up.
 pub fn development_mode(env: &dyn Source) -> Result<bool, ConfigError> {
     with_default(env, DEV_MODE, false)
 }
@@ -156,10 +157,19 @@ impl DaprConfig {
                 format!("http://{host}:{port}")
             }
         };
+        let app_api_token = secret(env, "APP_API_TOKEN");
+        // Without it AppCallback takes events from anyone who reaches the
+        // port, and events carry the user they act for.
+        if app_api_token.is_none() && !development_mode(env)? {
+            return Err(ConfigError::Missing {
+                name: "APP_API_TOKEN",
+                hint: "the token the sidecar sends on AppCallback (Dapr's app API token); without it anyone who reaches this port could deliver events as any user (DEV_MODE=true on a development machine accepts its absence)",
+            });
+        }
         Ok(Self {
             grpc_endpoint,
             api_token: secret(env, "DAPR_API_TOKEN"),
-            app_api_token: secret(env, "APP_API_TOKEN"),
+            app_api_token,
             pubsub_name: with_default(env, "PUBSUB_NAME", "pubsub".to_owned())?,
         })
     }
@@ -374,10 +384,19 @@ mod tests {
     }
 
     #[test]
+    fn appcallback_needs_its_token_outside_development() {
+        let err = DaprConfig::from_env(&[("DAPR_GRPC_PORT", "50007")]).unwrap_err();
+        assert!(err.to_string().contains("APP_API_TOKEN"), "{err}");
+        assert!(DaprConfig::from_env(&[("APP_API_TOKEN", "t")]).is_ok());
+        let dev = DaprConfig::from_env(&[("DEV_MODE", "true")]).unwrap();
+        assert!(dev.app_api_token.is_none());
+    }
+
+    #[test]
     fn defaults_apply_when_unset() {
         let server = ServerConfig::from_env(&[("APP_HOST", "")], 50051).unwrap();
         assert_eq!(server.listen, "0.0.0.0:50051".parse().unwrap());
-        let dapr = DaprConfig::from_env(&[("DAPR_GRPC_PORT", "50007")]).unwrap();
+        let dapr = DaprConfig::from_env(&[("DAPR_GRPC_PORT", "50007"), ("DEV_MODE", "true")]).unwrap();
         assert_eq!(dapr.grpc_endpoint, "http://127.0.0.1:50007");
         assert_eq!(dapr.pubsub_name, "pubsub");
         assert!(dapr.api_token.is_none());
@@ -385,7 +404,7 @@ mod tests {
 
     #[test]
     fn dapr_endpoint_without_scheme_gets_http() {
-        let dapr = DaprConfig::from_env(&[("DAPR_GRPC_ENDPOINT", "sidecar:50001")]).unwrap();
+        let dapr = DaprConfig::from_env(&[("DAPR_GRPC_ENDPOINT", "sidecar:50001"), ("APP_API_TOKEN", "t")]).unwrap();
         assert_eq!(dapr.grpc_endpoint, "http://sidecar:50001");
     }
 

@@ -351,6 +351,12 @@ pub fn add_routes<H: EventHandler>(
         app_callback_alpha_server::AppCallbackAlphaServer,
         app_callback_health_check_server::AppCallbackHealthCheckServer, app_callback_server::AppCallbackServer,
     };
+    if app_api_token.is_none() {
+        tracing::warn!(
+            "APP_API_TOKEN is unset (DEV_MODE): AppCallback takes events from anyone who reaches this port; \
+             never run a deployment like this"
+        );
+    }
     let service = AppCallbackService::new(handler, app_api_token);
     routes
         .add_service(AppCallbackServer::new(service.clone()))

@@ -9,6 +9,7 @@ use todo_testing::{ServiceProcess, TestDatabase};
 async fn serves_health_and_reflection_and_stops_on_sigterm() {
     let database = TestDatabase::create().await;
     let env = [
+        ("APP_API_TOKEN", "health-test-app-token"),
         ("DATABASE_URL", database.url.as_str()),
         ("JWT_SECRET", todo_testing::TEST_JWT_SECRET),
     ];

@@ -7,7 +7,7 @@ use todo_testing::ServiceProcess;
 
 #[tokio::test]
 async fn serves_health_and_reflection_and_stops_on_sigterm() {
-    let env = [("DAPR_GRPC_PORT", "1")];
+    let env = [("DAPR_GRPC_PORT", "1"), ("APP_API_TOKEN", "health-test-app-token")];
     let process = ServiceProcess::start(
         "recurring-service",
         env!("CARGO_BIN_EXE_recurring-service"),
@@ -26,4 +26,24 @@ async fn serves_health_and_reflection_and_stops_on_sigterm() {
 
     let exit_code = process.terminate(Duration::from_secs(10)).await;
     assert_eq!(exit_code, Some(0), "graceful shutdown exits with 0");
+}
+
+/// Outside development, AppCallback is not served without its token: the
+/// service refuses to start and says why.
+#[test]
+fn without_the_app_token_it_refuses_to_start_outside_development() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_recurring-service"))
+        .env_remove("APP_API_TOKEN")
+        .env_remove("DEV_MODE")
+        .env("DAPR_GRPC_PORT", "1")
+        .env("APP_PORT", "0")
+        .output()
+        .expect("run recurring-service");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stderr.contains("APP_API_TOKEN") || stdout.contains("APP_API_TOKEN"),
+        "{stderr}{stdout}"
+    );
 }

@@ -7,7 +7,7 @@ use todo_testing::ServiceProcess;
 
 #[tokio::test]
 async fn serves_health_and_reflection_and_stops_on_sigterm() {
-    let env = [("DAPR_GRPC_PORT", "1")];
+    let env = [("DAPR_GRPC_PORT", "1"), ("APP_API_TOKEN", "health-test-app-token")];
     let process = ServiceProcess::start(
         "reminder-service",
         env!("CARGO_BIN_EXE_reminder-service"),

@@ -9,6 +9,7 @@ use todo_testing::{ServiceProcess, TestDatabase};
 async fn serves_health_and_reflection_and_stops_on_sigterm() {
     let database = TestDatabase::create().await;
     let env = [
+        ("APP_API_TOKEN", "health-test-app-token"),
         ("DATABASE_URL", database.url.as_str()),
         ("JWT_SECRET", todo_testing::TEST_JWT_SECRET),
     ];
@@ -35,6 +36,7 @@ async fn a_silent_client_does_not_hold_the_shutdown() {
     use tokio::io::AsyncWriteExt;
     let database = TestDatabase::create().await;
     let env = [
+        ("APP_API_TOKEN", "health-test-app-token"),
         ("DATABASE_URL", database.url.as_str()),
         ("JWT_SECRET", todo_testing::TEST_JWT_SECRET),
     ];
@@ -61,6 +63,7 @@ async fn a_silent_client_does_not_hold_the_shutdown() {
 async fn one_connection_may_open_a_bounded_number_of_streams() {
     let database = TestDatabase::create().await;
     let env = [
+        ("APP_API_TOKEN", "health-test-app-token"),
         ("DATABASE_URL", database.url.as_str()),
         ("JWT_SECRET", todo_testing::TEST_JWT_SECRET),
     ];
