@@ -107,6 +107,10 @@ pub fn development_mode(env: &dyn Source) -> Result<bool, ConfigError> {
     with_default(env, DEV_MODE, false)
 }
 
+/// The shared JWT secret of the local development stack (`dapr/dev.yaml`),
+/// published in this repository: refused outside [`DEV_MODE`].
+pub const DEV_SECRET: &str = "dev-secret-change-me";
+
 /// The variable [`development_mode`] reads.
 pub const DEV_MODE: &str = "DEV_MODE";
 
@@ -240,7 +244,7 @@ pub struct AuthConfig {
     pub development: bool,
     /// `RATE_LIMIT_PER_SECOND` (default 100; 0: off) and `RATE_LIMIT_BURST`
     /// (default 200): calls per user to this service's public API.
-    pub rate_limit: crate::auth::RateLimit,
+    pub rate_limit: crate::auth::rate_limit::RateLimit,
 }
 
 impl AuthConfig {
@@ -254,13 +258,17 @@ impl AuthConfig {
             audience: optional(env, "JWT_AUDIENCE")?,
             leeway_secs: with_default(env, "JWT_LEEWAY_SECS", 0)?,
             development: development_mode(env)?,
-            rate_limit: crate::auth::RateLimit {
+            rate_limit: crate::auth::rate_limit::RateLimit {
                 per_second: with_default(
                     env,
                     "RATE_LIMIT_PER_SECOND",
-                    crate::auth::RateLimit::default().per_second,
+                    crate::auth::rate_limit::RateLimit::default().per_second,
                 )?,
-                burst: with_default(env, "RATE_LIMIT_BURST", crate::auth::RateLimit::default().burst)?,
+                burst: with_default(
+                    env,
+                    "RATE_LIMIT_BURST",
+                    crate::auth::rate_limit::RateLimit::default().burst,
+                )?,
             },
         };
         if config.jwt_secret.is_none() && config.jwks_file.is_none() && config.jwks_url.is_none() {
@@ -295,7 +303,7 @@ impl AuthConfig {
         if let Some(secret) = &self.jwt_secret {
             use secrecy::ExposeSecret;
             let secret = secret.expose_secret();
-            if secret == crate::auth::jwt::DEV_SECRET {
+            if secret == DEV_SECRET {
                 return Err(invalid(
                     "JWT_SECRET",
                     "<the development secret>",
@@ -423,7 +431,7 @@ mod tests {
             assert!(!message.contains("s3cret"), "secrets stay out of messages: {message}");
             message
         };
-        let dev_secret = refused(&[("JWT_SECRET", crate::auth::jwt::DEV_SECRET), ("", ""), ("", "")]);
+        let dev_secret = refused(&[("JWT_SECRET", DEV_SECRET), ("", ""), ("", "")]);
         assert!(dev_secret.contains("development secret"), "{dev_secret}");
         assert!(refused(&[("JWT_SECRET", "s3cret"), ("", ""), ("", "")]).contains("at least 32"));
         let http = refused(&[
@@ -436,11 +444,7 @@ mod tests {
         assert!(no_audience.contains("JWT_AUDIENCE"), "{no_audience}");
         // A development machine may use all of it, but a key set still
         // needs its audience.
-        let dev = AuthConfig::from_env(&[
-            ("JWT_SECRET", crate::auth::jwt::DEV_SECRET),
-            ("DEV_MODE", "true"),
-            ("", ""),
-        ]);
+        let dev = AuthConfig::from_env(&[("JWT_SECRET", DEV_SECRET), ("DEV_MODE", "true"), ("", "")]);
         assert!(dev.unwrap().development);
         assert!(
             AuthConfig::from_env(&[

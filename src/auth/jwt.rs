@@ -23,9 +23,7 @@ use serde::Deserialize;
 
 use super::UserId;
 use crate::config::AuthConfig;
-
-/// The shared secret of the local development stack (`dapr/dev.yaml`).
-pub const DEV_SECRET: &str = "dev-secret-change-me";
+pub use crate::config::DEV_SECRET;
 
 /// Longest accepted user id (`sub`); it becomes a partition key and a column.
 pub const MAX_USER_ID_LEN: usize = 255;

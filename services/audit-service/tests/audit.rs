@@ -577,6 +577,18 @@ async fn a_bulk_delivery_is_one_append_in_order_with_duplicates_and_poison_answe
     );
 }
 
+/// A stored record's columns, as an attacker reads them.
+type StoredRecord = (
+    i64,
+    uuid::Uuid,
+    String,
+    String,
+    String,
+    chrono::DateTime<chrono::Utc>,
+    Vec<u8>,
+    Vec<u8>,
+);
+
 /// With `AUDIT_CHAIN_KEY`, someone with full database access who rewrites a
 /// record and recomputes the chain from it (the algorithm is public) is
 /// still found: the chain is an HMAC under a key the database never holds.
@@ -592,16 +604,7 @@ async fn a_keyed_chain_finds_a_rewrite_that_recomputes_the_hashes() {
     // The attacker rewrites record 2 and every hash from it on, as the
     // unkeyed chain computes them.
     let mut conn = sqlx::PgConnection::connect(&app.database.url).await.unwrap();
-    let rows: Vec<(
-        i64,
-        uuid::Uuid,
-        String,
-        String,
-        String,
-        chrono::DateTime<chrono::Utc>,
-        Vec<u8>,
-        Vec<u8>,
-    )> = sqlx::query_as(
+    let rows: Vec<StoredRecord> = sqlx::query_as(
         "SELECT sequence, event_id, event_type, task_id, user_id, occurred_at, payload, previous_hash \
              FROM audit.audit_records WHERE user_id = 'alice' ORDER BY sequence",
     )
