@@ -30,9 +30,9 @@ pub struct Config {
     /// `WATCH_BUFFER_BYTES` (default 131072): open WatchTasks streams per
     /// user and per process, and what one slow watcher may hold.
     pub watch: WatchLimits,
-    /// `MAX_TASKS_PER_USER` (default 10000): CreateTask beyond it is
-    /// RESOURCE_EXHAUSTED (occurrences of a series are not refused).
-    pub max_tasks_per_user: i64,
+    /// `MAX_TASKS_PER_USER` (default 10000; 0: no quota): CreateTask beyond
+    /// it is RESOURCE_EXHAUSTED (occurrences of a series are not refused).
+    pub max_tasks_per_user: u32,
 }
 
 impl Config {
@@ -49,7 +49,7 @@ impl Config {
         };
         Ok(Self {
             watch,
-            max_tasks_per_user: within(env, "MAX_TASKS_PER_USER", 10_000, 10_000_000)?,
+            max_tasks_per_user: with_default(env, "MAX_TASKS_PER_USER", 10_000)?,
             server: ServerConfig::from_env(env, DEFAULT_PORT)?,
             watch_pubsub_name: with_default(env, "WATCH_PUBSUB_NAME", dapr.pubsub_name.clone())?,
             dapr,

@@ -155,7 +155,7 @@ async fn runtime_sections(args: &Args, kind: RuntimeKind) -> anyhow::Result<Vec<
     let stack = StackOptions {
         env: vec![
             ("RATE_LIMIT_PER_SECOND".into(), "0".into()),
-            ("MAX_TASKS_PER_USER".into(), "10000000".into()),
+            ("MAX_TASKS_PER_USER".into(), "0".into()),
         ],
         ..StackOptions::services(kind)
     }

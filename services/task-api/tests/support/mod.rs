@@ -22,7 +22,7 @@ use tonic::{
 
 pub const JWT_SECRET: &str = "task-api-test-secret";
 /// Small, so a test can reach it.
-pub const MAX_TASKS_PER_USER: i64 = 50;
+pub const MAX_TASKS_PER_USER: u32 = 50;
 
 pub struct TestApp {
     pub addr: SocketAddr,
