@@ -26,14 +26,7 @@ fuzz_target!(|input: &[u8]| {
         return;
     };
     let now = Utc.with_ymd_and_hms(2026, 1, 31, 12, 0, 0).unwrap();
-    let fields = TaskInput {
-        title: &request.title,
-        description: &request.description,
-        priority: request.priority,
-        due_at: request.due_at.as_ref(),
-        tags: &request.tags,
-        recurrence: request.recurrence.as_ref(),
-    };
+    let fields = TaskInput::of_request(&request);
     let Ok(mut task) = new_task(uuid::Uuid::nil(), "fuzz-user", &fields, &REQUEST_FIELDS, now) else {
         return;
     };

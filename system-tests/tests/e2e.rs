@@ -455,15 +455,7 @@ async fn the_largest_events(runtime: Runtime) {
     // JSON each, 4.4 MB for 200).
     let count = 200;
     for n in 0..count {
-        alice
-            .create_task(CreateTaskRequest {
-                title: format!("{n:03}{}", "😀".repeat(197)),
-                description: "😀".repeat(4_000),
-                tags: (0..20).map(|t| format!("{}{t:02}", "😀".repeat(48))).collect(),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        alice.create_task(todo_testing::largest_task_request(n)).await.unwrap();
     }
     stack
         .start_app("audit-service")

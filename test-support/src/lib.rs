@@ -32,6 +32,19 @@ pub use postgres::TestDatabase;
 /// A `JWT_SECRET` for service processes under test: long enough that a
 /// service accepts it without `DEV_MODE`, as a deployment would.
 pub const TEST_JWT_SECRET: &str = "a-test-secret-long-enough-for-production";
+
+/// A CreateTaskRequest as large as task-api's validation allows: four-byte
+/// characters throughout (200 of title, 4,000 of description, 20 tags of
+/// 50), about 22 kB in an event's JSON. `tag` makes titles distinct.
+pub fn largest_task_request(tag: usize) -> todo_core::proto::v1::CreateTaskRequest {
+    let emoji = |count: usize| "\u{1F600}".repeat(count);
+    todo_core::proto::v1::CreateTaskRequest {
+        title: format!("{tag:03}{}", emoji(197)),
+        description: emoji(4_000),
+        tags: (0..20).map(|t| format!("{}{t:02}", emoji(48))).collect(),
+        ..Default::default()
+    }
+}
 pub use process::{ServiceProcess, free_port, free_ports};
 
 /// A tracing subscriber that prints only when `TEST_LOG` is set, so test

@@ -75,14 +75,7 @@ impl Tasks {
             "" => None,
             id => Some(Uuid::parse_str(id).map_err(|_| invalid("request_id", "must be a UUID"))?),
         };
-        let input = TaskInput {
-            title: &request.title,
-            description: &request.description,
-            priority: request.priority,
-            due_at: request.due_at.as_ref(),
-            tags: &request.tags,
-            recurrence: request.recurrence.as_ref(),
-        };
+        let input = TaskInput::of_request(request);
         let task = validation::new_task(Uuid::now_v7(), user_id, &input, &REQUEST_FIELDS, timestamps::now())?;
         self.check_quota(user_id, request_id).await?;
 

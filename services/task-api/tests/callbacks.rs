@@ -221,10 +221,11 @@ async fn watch_streams_the_callers_events_live_and_nobody_elses() {
     app.stop().await;
 }
 
-/// A task event of `user`'s as large as validation allows (a 4,000-character
-/// description of three-byte characters: about 12 kB).
-fn large_event(user: &str) -> Vec<u8> {
-    todo_core::proto::v1::TaskEvent {
+/// A delivery on `task-events` of a task event of `user`'s as large as
+/// validation allows (a 4,000-character description of three-byte
+/// characters: about 12 kB).
+fn large_delivery(user: &str) -> todo_core::dapr::runtime::TopicEventRequest {
+    let event = todo_core::proto::v1::TaskEvent {
         event_id: uuid::Uuid::new_v4().to_string(),
         event_type: "task.created".into(),
         user_id: user.into(),
@@ -235,8 +236,13 @@ fn large_event(user: &str) -> Vec<u8> {
             ..Default::default()
         }),
         ..Default::default()
-    }
-    .encode_to_vec()
+    };
+    TestApp::delivery(
+        "task-events",
+        "task.created",
+        event.encode_to_vec(),
+        "application/protobuf",
+    )
 }
 
 #[tokio::test]
@@ -273,22 +279,10 @@ async fn a_watcher_that_stops_reading_is_ended_and_holds_no_one_up() {
     let mut callback = app.app_callback().await;
     let sent = 60; // about 720 kB: far past the window and the watcher's buffer
     for _ in 0..sent {
-        let delivery = TestApp::delivery(
-            "task-events",
-            "task.created",
-            large_event("alice"),
-            "application/protobuf",
-        );
-        callback.on_topic_event(delivery).await.unwrap();
+        callback.on_topic_event(large_delivery("alice")).await.unwrap();
     }
     // Bob's events still flow, live.
-    let delivery = TestApp::delivery(
-        "task-events",
-        "task.created",
-        large_event("bob"),
-        "application/protobuf",
-    );
-    callback.on_topic_event(delivery).await.unwrap();
+    callback.on_topic_event(large_delivery("bob")).await.unwrap();
     let bobs = tokio::time::timeout(Duration::from_secs(5), bob.next()).await;
     assert!(bobs.expect("bob's event arrives").unwrap().is_ok());
 

@@ -246,14 +246,7 @@ async fn a_backlog_of_the_largest_events_drains() {
             channel.clone(),
             support::Bearer(Some(token)),
         );
-        // As large as validation allows: four-byte characters throughout.
-        let request = todo_core::proto::v1::CreateTaskRequest {
-            title: "😀".repeat(200),
-            description: "😀".repeat(4_000),
-            tags: (0..20).map(|t| format!("{}{t:02}", "😀".repeat(48))).collect(),
-            ..Default::default()
-        };
-        create(&mut client, request).await;
+        create(&mut client, todo_testing::largest_task_request(n)).await;
     }
     app.sidecar.set_available(true);
     let events = app.sidecar.wait_for(users, Duration::from_secs(30)).await;

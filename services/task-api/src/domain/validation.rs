@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Datelike, Utc};
 use prost_types::Timestamp;
 use todo_core::{
-    proto::v1::{Frequency, Priority, Recurrence},
+    proto::v1::{CreateTaskRequest, Frequency, Priority, Recurrence},
     timestamps,
 };
 
@@ -221,6 +221,20 @@ pub struct TaskInput<'a> {
     pub due_at: Option<&'a Timestamp>,
     pub tags: &'a [String],
     pub recurrence: Option<&'a Recurrence>,
+}
+
+impl<'a> TaskInput<'a> {
+    /// What a client's CreateTaskRequest asks for.
+    pub fn of_request(request: &'a CreateTaskRequest) -> Self {
+        Self {
+            title: &request.title,
+            description: &request.description,
+            priority: request.priority,
+            due_at: request.due_at.as_ref(),
+            tags: &request.tags,
+            recurrence: request.recurrence.as_ref(),
+        }
+    }
 }
 
 /// A new, open task `id` of `user_id`, validated field by field.
